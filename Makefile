@@ -1,0 +1,35 @@
+# deepnotes — two commands: `make tour` and `make test`.
+# GPU users pick their torch build: `make TORCH=torch tour` (default: the tested CPU build).
+PYTHON ?= python3
+TORCH ?= torch==2.13.0
+VENV := .venv
+BIN := $(VENV)/bin
+PRESET ?= quick
+
+.PHONY: tour test lint format report clean
+
+$(VENV): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet "$(TORCH)"
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(VENV)
+
+tour: $(VENV)
+	$(BIN)/deepnotes tour --preset $(PRESET)
+
+test: $(VENV)
+	$(BIN)/python -m pytest -q
+
+lint: $(VENV)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(VENV)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+report: $(VENV)
+	$(BIN)/deepnotes report
+
+clean:
+	rm -rf runs .pytest_cache

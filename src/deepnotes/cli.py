@@ -1,0 +1,244 @@
+"""The ``deepnotes`` command line: list, run, tour, report.
+
+Exit codes: 0 success (and every claim holds); 1 a claim does not hold or an experiment failed;
+2 bad input (unknown experiment, key, type, value, device, file), with nothing written;
+3 training diverged (non-finite loss); 130 interrupted.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from deepnotes.core.config import PRESETS
+from deepnotes.core.errors import ConfigError, DivergenceError, UsageError
+
+app = typer.Typer(
+    add_completion=False,
+    no_args_is_help=True,
+    help="Deep-learning course notes as tested software: run experiments and check their claims.",
+)
+
+EXIT_CLAIM_FAILED, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
+
+console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
+err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160, highlight=False)
+
+PresetOpt = Annotated[str, typer.Option("--preset", help="quick (<= 60 s each) or full.")]
+SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for every RNG (default 0).")]
+DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
+OutOpt = Annotated[Path, typer.Option("--out", help="Root folder of the run folders.")]
+
+
+def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
+    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    return typer.Exit(code)
+
+
+def _check_preset(preset: str | None) -> None:
+    if preset is not None and preset not in PRESETS:
+        raise ConfigError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+
+
+def _is_main() -> bool:
+    from deepnotes.core.distributed import env_info
+
+    return env_info().is_main
+
+
+@app.command("list")
+def list_experiments(
+    out: OutOpt = Path("runs"),
+    topic: Annotated[list[str] | None, typer.Option("--topic", help="Only these topics.")] = None,
+) -> None:
+    """List the experiments: name, topic, claims of the latest run, quick runtime if known."""
+    from deepnotes.core.registry import experiments
+    from deepnotes.core.report import latest_outcomes
+
+    try:
+        exps = experiments(topic)
+    except UsageError as err:
+        raise _fail(str(err)) from None
+    latest = {o["name"]: o for o in _latest(out, latest_outcomes)}
+    table = Table(title=f"{len(exps)} experiments")
+    for column in ("experiment", "topic", "what it shows", "claims (latest run)", "quick runtime"):
+        table.add_column(column)
+    for exp in exps:
+        outcome = latest.get(exp.name)
+        claims, runtime = "not run yet", "unknown"
+        if outcome is not None:
+            held = sum(c["holds"] for c in outcome["claims"])
+            claims = f"{held}/{len(outcome['claims'])} hold ({outcome['preset']})"
+            if outcome["preset"] == "quick":
+                runtime = f"{outcome['duration_s']:.0f} s"
+        table.add_row(exp.name, exp.topic, exp.description, claims, runtime)
+    console.print(table)
+
+
+@app.command()
+def run(
+    name: Annotated[
+        str, typer.Argument(help="Experiment name, e.g. foundations.supervised_digits.")
+    ],
+    preset: Annotated[str | None, typer.Option(help="quick (default) or full.")] = None,
+    set_: Annotated[
+        list[str] | None, typer.Option("--set", help="Override a config field: key=value.")
+    ] = None,
+    seed: SeedOpt = None,
+    device: DeviceOpt = "auto",
+    out: OutOpt = Path("runs"),
+    resume: Annotated[
+        bool, typer.Option("--resume", help="Continue the newest unfinished run (or --run-id).")
+    ] = False,
+    run_id: Annotated[str | None, typer.Option("--run-id", help="Name of the run folder.")] = None,
+) -> None:
+    """Run one experiment, print its claims, write runs/NAME/<run-id>/."""
+    from deepnotes.core.context import run_experiment
+
+    try:
+        _check_preset(preset)
+        result = run_experiment(
+            name,
+            preset=preset,
+            overrides=tuple(set_ or ()),
+            seed=seed,
+            device=device,
+            out=out,
+            resume=resume,
+            run_id=run_id,
+        )
+    except UsageError as err:
+        raise _fail(str(err)) from None
+    except DivergenceError as err:
+        raise _fail(str(err), EXIT_DIVERGED) from None
+    except KeyboardInterrupt:
+        raise _fail("interrupted; continue with --resume", EXIT_INTERRUPTED) from None
+    if not _is_main():
+        return
+    _print_claims([result.record])
+    console.print(f"artefacts: {result.run_dir}")
+    if not result.record["all_hold"]:
+        raise typer.Exit(EXIT_CLAIM_FAILED)
+
+
+@app.command()
+def tour(
+    topic: Annotated[list[str] | None, typer.Option("--topic", help="Only these topics.")] = None,
+    preset: PresetOpt = "quick",
+    seed: SeedOpt = None,
+    device: DeviceOpt = "auto",
+    out: OutOpt = Path("runs"),
+) -> None:
+    """Run every experiment (quick preset), print the claims table, write the HTML report."""
+    from deepnotes.core.context import run_experiment
+    from deepnotes.core.registry import experiments
+    from deepnotes.core.report import build_report
+
+    try:
+        _check_preset(preset)
+        exps = experiments(topic)
+    except UsageError as err:
+        raise _fail(str(err)) from None
+    records: list[dict[str, Any]] = []
+    failures: list[tuple[str, str]] = []
+    t0 = time.perf_counter()
+    for i, exp in enumerate(exps, start=1):
+        console.print(f"[bold]({i}/{len(exps)}) {exp.name}[/] — {exp.description}")
+        try:
+            result = run_experiment(exp.name, preset=preset, seed=seed, device=device, out=out)
+            records.append(result.record)
+            console.print(f"    done in {result.record['duration_s']:.1f} s")
+        except KeyboardInterrupt:
+            raise _fail("tour interrupted", EXIT_INTERRUPTED) from None
+        except UsageError as err:
+            raise _fail(str(err)) from None
+        except Exception as err:  # one broken experiment must not hide the others' claims
+            traceback.print_exc()
+            failures.append((exp.name, f"{type(err).__name__}: {err}"))
+    _print_claims(records)
+    for name, message in failures:
+        err_console.print(f"[bold red]{name} failed:[/] {message}", soft_wrap=True)
+    index = build_report(out)
+    total = sum(len(r["claims"]) for r in records)
+    held = sum(c["holds"] for r in records for c in r["claims"])
+    console.print(
+        f"{held}/{total} claims hold, {len(failures)} experiments failed, "
+        f"{time.perf_counter() - t0:.0f} s. Report: {index}"
+    )
+    if failures or held < total:
+        raise typer.Exit(EXIT_CLAIM_FAILED)
+
+
+@app.command()
+def report(
+    out: OutOpt = Path("runs"),
+    readme: Annotated[
+        Path | None,
+        typer.Option(help="Also rewrite the claims table between the markers in this README."),
+    ] = None,
+) -> None:
+    """Build runs/report/index.html from the outcome.json files (latest run of each experiment)."""
+    from deepnotes.core.report import build_report, claims_markdown, latest_outcomes
+
+    try:
+        index = build_report(out)
+        if readme is not None:
+            update_readme(readme, claims_markdown(_latest(out, latest_outcomes)))
+    except UsageError as err:
+        raise _fail(str(err)) from None
+    console.print(f"report: {index}")
+
+
+README_START, README_END = "<!-- claims:start -->", "<!-- claims:end -->"
+
+
+def update_readme(path: Path, table: str) -> None:
+    """Replace the text between the claims markers of ``path`` with ``table`` (atomically)."""
+    from deepnotes.core.io import atomic_write_text
+
+    if not path.is_file():
+        raise UsageError(f"README not found: {path}")
+    text = path.read_text(encoding="utf-8")
+    start, end = text.find(README_START), text.find(README_END)
+    if start < 0 or end < start:
+        raise UsageError(f"{path} has no '{README_START}' ... '{README_END}' block to fill")
+    head, tail = text[: start + len(README_START)], text[end:]
+    atomic_write_text(path, f"{head}\n{table.rstrip()}\n{tail}")
+
+
+def _latest(out: Path, latest_outcomes: Any) -> list[dict[str, Any]]:
+    result = latest_outcomes(out)
+    return list(getattr(result, "items", result))
+
+
+def _print_claims(records: list[dict[str, Any]]) -> None:
+    table = Table(title="claims")
+    for column in ("experiment", "claim", "measured", "threshold", "holds"):
+        table.add_column(column, overflow="fold")
+    for record in records:
+        for claim in record["claims"]:
+            verdict = "[green]yes[/]" if claim["holds"] else "[bold red]NO[/]"
+            table.add_row(
+                record["name"],
+                claim["statement"],
+                f"{claim['measured']:.4g}",
+                f"{claim['comparison']} {claim['threshold']:.4g}",
+                verdict,
+            )
+    console.print(table)
+
+
+def main() -> None:
+    """Entry point of the ``deepnotes`` script and ``python -m deepnotes``."""
+    app()
+
+
+if __name__ == "__main__":
+    main()

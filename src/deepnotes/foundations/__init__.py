@@ -1,0 +1,1 @@
+"""Foundations: the supervised-learning recipe, dataset-split discipline, estimators, risk."""
