@@ -15,6 +15,7 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from deepnotes.core.config import PRESETS
@@ -38,7 +39,7 @@ OutOpt = Annotated[Path, typer.Option("--out", help="Root folder of the run fold
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {message}", soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
     return typer.Exit(code)
 
 
@@ -78,7 +79,7 @@ def list_experiments(
             claims = f"{held}/{len(outcome['claims'])} hold ({outcome['preset']})"
             if outcome["preset"] == "quick":
                 runtime = f"{outcome['duration_s']:.0f} s"
-        table.add_row(exp.name, exp.topic, exp.description, claims, runtime)
+        table.add_row(exp.name, exp.topic, escape(exp.description), claims, runtime)
     console.print(table)
 
 
@@ -164,7 +165,7 @@ def tour(
             failures.append((exp.name, f"{type(err).__name__}: {err}"))
     _print_claims(records)
     for name, message in failures:
-        err_console.print(f"[bold red]{name} failed:[/] {message}", soft_wrap=True)
+        err_console.print(f"[bold red]{name} failed:[/] {escape(message)}", soft_wrap=True)
     index = build_report(out)
     total = sum(len(r["claims"]) for r in records)
     held = sum(c["holds"] for r in records for c in r["claims"])
@@ -227,7 +228,7 @@ def _print_claims(records: list[dict[str, Any]]) -> None:
             verdict = "[green]yes[/]" if claim["holds"] else "[bold red]NO[/]"
             table.add_row(
                 record["name"],
-                claim["statement"],
+                escape(claim["statement"]),
                 f"{claim['measured']:.4g}",
                 f"{claim['comparison']} {claim['threshold']:.4g}",
                 verdict,

@@ -14,7 +14,9 @@ What it does besides the loop:
   atomically; with ``ctx.resume`` a killed run continues from it and ends with exactly the
   metrics of an uninterrupted run (batches depend only on ``(seed, epoch)``);
 - a guard that stops with :class:`~deepnotes.core.errors.DivergenceError` at the first
-  non-finite loss, naming the step and the last good checkpoint;
+  non-finite loss, or at a loss that has exploded to ``explode_factor`` times the first step's
+  loss (Adam with a huge step keeps the loss finite but astronomically large), naming the step
+  and the last good checkpoint;
 - DistributedDataParallel under torchrun: the global batch is split across ranks with a
   ``DistributedSampler``, evaluation metrics are summed across ranks (exactly, no padding), and
   only rank 0 writes.
@@ -78,6 +80,7 @@ class _State:
     best_epoch: int = 0
     best_weights: dict[str, torch.Tensor] | None = None
     bad_epochs: int = 0
+    initial_loss: float = math.nan
     finished: bool = False
     stopped_early: bool = False
     history: list[dict[str, Any]] = field(default_factory=list)
@@ -107,6 +110,8 @@ class Trainer:
         checkpoint: write a checkpoint every epoch (and resume from it when ``ctx.resume``).
         progress: show a progress bar over epochs.
         log: log per-epoch records to ``metrics.jsonl``.
+        explode_factor: treat a training loss above ``explode_factor`` times the first step's
+            loss as divergence (None: only non-finite losses).
     """
 
     def __init__(
@@ -130,6 +135,7 @@ class Trainer:
         checkpoint: bool = True,
         progress: bool = True,
         log: bool = True,
+        explode_factor: float | None = 1e4,
     ) -> None:
         self.metrics = dict({"acc": accuracy} if metrics is None else metrics)
         if select != "loss" and select not in self.metrics:
@@ -161,6 +167,7 @@ class Trainer:
         self.checkpoint = checkpoint
         self.show_progress = progress
         self.log_records = log
+        self.explode_factor = explode_factor
         self.world = ctx.distributed.world_size
         self.rank = ctx.distributed.rank
         self._test_done = False
@@ -194,7 +201,14 @@ class Trainer:
                 t_epoch = time.perf_counter()
                 sampler.set_epoch(epoch)
                 train_stats = self._train_epoch(
-                    net, train, list(sampler), per_rank_batch, scheduler, epoch, steps_per_epoch
+                    state,
+                    net,
+                    train,
+                    list(sampler),
+                    per_rank_batch,
+                    scheduler,
+                    epoch,
+                    steps_per_epoch,
                 )
                 val_stats = self.evaluate(val)
                 record = {
@@ -299,6 +313,7 @@ class Trainer:
     # ------------------------------------------------------------------ internals
     def _train_epoch(
         self,
+        state: _State,
         net: nn.Module,
         train: Dataset,
         indices: list[int],
@@ -322,8 +337,23 @@ class Trainer:
                 + [fn(output.detach(), y).double().sum() for fn in self.metrics.values()]
             )
             distributed.all_reduce_sum(batch_sums)  # every rank sees the same verdict below
-            if not torch.isfinite(batch_sums[0]):
-                self._diverged(batch_sums[0].item(), epoch, step, steps_per_epoch)
+            mean_loss = (batch_sums[0] / batch_sums[1]).item()
+            if math.isnan(state.initial_loss):
+                state.initial_loss = abs(mean_loss)
+            if not math.isfinite(mean_loss):
+                self._diverged(f"loss is {mean_loss}", epoch, step, steps_per_epoch)
+            if (
+                self.explode_factor is not None
+                and state.initial_loss > 0
+                and mean_loss > self.explode_factor * state.initial_loss
+            ):
+                self._diverged(
+                    f"loss exploded to {mean_loss:.3g} (more than {self.explode_factor:g} times "
+                    f"the first step's {state.initial_loss:.3g})",
+                    epoch,
+                    step,
+                    steps_per_epoch,
+                )
             totals += batch_sums
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
@@ -335,7 +365,7 @@ class Trainer:
         values = (totals / totals[1]).tolist()
         return {"loss": values[0], **{k: values[2 + i] for i, k in enumerate(self.metrics)}}
 
-    def _diverged(self, value: float, epoch: int, step: int, steps_per_epoch: int) -> None:
+    def _diverged(self, what: str, epoch: int, step: int, steps_per_epoch: int) -> None:
         self.ctx.metrics.flush()
         global_step = (epoch - 1) * steps_per_epoch + step
         if self.checkpoint and self.checkpoint_path.exists():
@@ -343,9 +373,10 @@ class Trainer:
             where = f"last good checkpoint: {self.checkpoint_path} (after epoch {last['epoch']})"
         else:
             where = "no checkpoint was written before it (it diverged in the first epoch)"
-        lr = self.optimizer.param_groups[0]["lr"]
+        group = self.optimizer.param_groups[0]
+        lr = group.get("initial_lr", group["lr"])
         raise DivergenceError(
-            f"training diverged: [{self.tag}] loss is {value} at epoch {epoch}, step {step} "
+            f"training diverged: [{self.tag}] {what} at epoch {epoch}, step {step} "
             f"(global step {global_step}); {where}. The learning rate was {lr:g}: try a smaller "
             "one, or set a gradient clip."
         )
@@ -400,6 +431,7 @@ class Trainer:
             "best_epoch": state.best_epoch,
             "best_weights": state.best_weights,
             "bad_epochs": state.bad_epochs,
+            "initial_loss": state.initial_loss,
             "finished": state.finished,
             "stopped_early": state.stopped_early,
             "history": state.history,
@@ -423,6 +455,7 @@ class Trainer:
             best_epoch=ckpt["best_epoch"],
             best_weights=ckpt["best_weights"],
             bad_epochs=ckpt["bad_epochs"],
+            initial_loss=ckpt["initial_loss"],
             finished=ckpt["finished"],
             stopped_early=ckpt["stopped_early"],
             history=ckpt["history"],

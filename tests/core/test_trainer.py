@@ -1,0 +1,298 @@
+"""The Trainer: selection on validation, test once, early stopping, clipping, schedules,
+divergence guard and bitwise-identical resume (in process; the CLI kill test is in test_cli)."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+from deepnotes.core.context import RunContext
+from deepnotes.core.errors import DivergenceError
+from deepnotes.core.metrics import MetricsLogger, read_metrics
+from deepnotes.core.schedules import schedule_factor
+from deepnotes.core.trainer import Trainer, accuracy, make_optimizer
+
+
+def make_ctx(tmp_path: Path, resume: bool = False, seed: int = 0) -> RunContext:
+    return RunContext(
+        name="test",
+        seed=seed,
+        device=torch.device("cpu"),
+        out_dir=tmp_path,
+        resume=resume,
+        metrics=MetricsLogger(tmp_path / "metrics.jsonl"),
+        show_progress=False,
+    )
+
+
+def blobs(n: int, seed: int, flip: bool = False) -> TensorDataset:
+    """Two Gaussian blobs in 5-D; ``flip`` swaps the labels (a validation set the model
+    gets worse on as it learns the training set)."""
+    g = torch.Generator().manual_seed(seed)
+    y = torch.randint(0, 2, (n,), generator=g)
+    x = torch.randn(n, 5, generator=g) + 1.5 * (2 * y[:, None] - 1)
+    return TensorDataset(x, 1 - y if flip else y)
+
+
+def mlp(seed: int = 0, dropout: float = 0.0) -> nn.Module:
+    torch.manual_seed(seed)
+    return nn.Sequential(nn.Linear(5, 16), nn.ReLU(), nn.Dropout(dropout), nn.Linear(16, 2))
+
+
+def test_accuracy_metric() -> None:
+    output = torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
+    assert accuracy(output, torch.tensor([0, 1, 1])).tolist() == [1.0, 1.0, 0.0]
+
+
+def test_selects_best_validation_epoch_and_restores_its_weights(tmp_path: Path) -> None:
+    train, val, test = blobs(200, 1), blobs(100, 2), blobs(100, 3)
+    model = mlp()
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.05),
+        make_ctx(tmp_path),
+        epochs=8,
+        batch_size=16,
+        progress=False,
+    )
+    result = trainer.fit(train, val, test)
+    val_losses = [r["val_loss"] for r in result.history]
+    assert len(val_losses) == 8 == result.epochs_run
+    assert result.best_epoch == 1 + min(range(8), key=val_losses.__getitem__)
+    # the model now holds the selected epoch's weights: its validation loss is that epoch's
+    assert trainer.evaluate(val)["loss"] == pytest.approx(val_losses[result.best_epoch - 1], 1e-6)
+    assert result.best["loss"] == val_losses[result.best_epoch - 1]
+    # test metrics were computed with the selected model, and outputs are in dataset order
+    x_test, y_test = test.tensors
+    with torch.no_grad():
+        logits = model(x_test)
+    assert torch.allclose(result.test_outputs, logits)
+    assert result.test["acc"] == pytest.approx(accuracy(logits, y_test).mean().item())
+    assert result.test["loss"] == pytest.approx(nn.functional.cross_entropy(logits, y_test).item())
+
+
+def test_test_set_is_evaluated_once(tmp_path: Path) -> None:
+    model = mlp()
+    ctx = make_ctx(tmp_path)
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.05),
+        ctx,
+        epochs=1,
+        progress=False,
+    )
+    trainer.fit(blobs(64, 1), blobs(32, 2), blobs(32, 3))
+    with pytest.raises(RuntimeError, match="already evaluated"):
+        trainer.evaluate_test(blobs(32, 3))
+    ctx.metrics.flush()
+    tests = [r for r in read_metrics(tmp_path / "metrics.jsonl") if r.get("split") == "test"]
+    assert len(tests) == 1
+
+
+def test_early_stopping_after_patience_epochs_without_improvement(tmp_path: Path) -> None:
+    # validation labels are flipped: validation loss rises while the model learns
+    model = mlp()
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        make_ctx(tmp_path),
+        epochs=30,
+        batch_size=16,
+        patience=3,
+        progress=False,
+        checkpoint=False,
+    )
+    result = trainer.fit(blobs(200, 1), blobs(100, 2, flip=True))
+    assert result.stopped_early
+    assert result.epochs_run == result.best_epoch + 3 < 30
+
+
+def test_select_on_accuracy_maximises(tmp_path: Path) -> None:
+    model = mlp()
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.02),
+        make_ctx(tmp_path),
+        epochs=6,
+        batch_size=32,
+        select="acc",
+        progress=False,
+        checkpoint=False,
+    )
+    result = trainer.fit(blobs(200, 1), blobs(100, 2))
+    accs = [r["val_acc"] for r in result.history]
+    assert result.best_epoch == 1 + accs.index(max(accs))  # first of ties
+
+
+def test_gradient_clipping_bounds_the_step(tmp_path: Path) -> None:
+    data = blobs(64, 1)
+    model = mlp()
+    before = [p.detach().clone() for p in model.parameters()]
+    # the full-batch gradient, computed independently
+    reference = mlp()
+    loss = nn.functional.cross_entropy(reference(data.tensors[0]), data.tensors[1])
+    grad_norm = torch.sqrt(
+        sum((g**2).sum() for g in torch.autograd.grad(loss, list(reference.parameters())))
+    )
+    clip = 0.1 * grad_norm.item()
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=1.0),
+        make_ctx(tmp_path),
+        epochs=1,
+        batch_size=64,
+        grad_clip=clip,
+        progress=False,
+        checkpoint=False,
+    )
+    trainer.fit(data, blobs(16, 2))
+    step = torch.sqrt(
+        sum(((p - b) ** 2).sum() for p, b in zip(model.parameters(), before, strict=True))
+    )
+    assert step.item() == pytest.approx(clip, rel=1e-5)
+
+
+def test_schedule_sets_the_learning_rate_per_step(tmp_path: Path) -> None:
+    model = mlp()
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        make_ctx(tmp_path),
+        epochs=4,
+        batch_size=50,
+        schedule="cosine",
+        progress=False,
+        checkpoint=False,
+    )
+    result = trainer.fit(blobs(100, 1), blobs(20, 2))  # 2 steps per epoch, 8 in all
+    factor = schedule_factor("cosine", total_steps=8)
+    for record in result.history:
+        assert record["lr"] == pytest.approx(0.1 * factor(2 * record["epoch"]))
+
+
+def test_nan_loss_stops_with_step_and_checkpoint(tmp_path: Path) -> None:
+    class PoisonAfter(nn.Module):
+        """Outputs NaN from the 6th training call on."""
+
+        def __init__(self) -> None:
+            super().__init__()
+            self.net = mlp()
+            self.calls = 0
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            if self.training:
+                self.calls += 1
+            out = self.net(x)
+            return out * math.nan if self.training and self.calls >= 6 else out
+
+    model = PoisonAfter()
+    ctx = make_ctx(tmp_path)
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.01),
+        ctx,
+        epochs=5,
+        batch_size=25,
+        progress=False,
+    )
+    with pytest.raises(DivergenceError) as info:
+        trainer.fit(blobs(100, 1), blobs(20, 2))  # 4 steps per epoch: NaN at epoch 2, step 2
+    message = str(info.value)
+    assert "loss is nan at epoch 2, step 2 (global step 6)" in message
+    assert str(tmp_path / "checkpoints" / "model.pt") in message and "after epoch 1" in message
+    # the checkpoint named is intact and loadable
+    ckpt = torch.load(tmp_path / "checkpoints" / "model.pt", weights_only=False)
+    assert ckpt["epoch"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+
+
+def test_exploding_loss_is_divergence(tmp_path: Path) -> None:
+    model = mlp()
+    trainer = Trainer(
+        model,
+        make_optimizer("adam", model.parameters(), lr=1e6),
+        make_ctx(tmp_path),
+        epochs=3,
+        batch_size=16,
+        progress=False,
+    )
+    with pytest.raises(DivergenceError, match=r"exploded.*epoch 1.*no checkpoint"):
+        trainer.fit(blobs(200, 1), blobs(20, 2))
+
+
+def test_bad_arguments_raise() -> None:
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    ctx = make_ctx(Path("/nonexistent"))
+    with pytest.raises(ValueError, match="select must be 'loss' or one of"):
+        Trainer(model, opt, ctx, epochs=1, select="f1")
+    with pytest.raises(ValueError, match="epochs and batch_size"):
+        Trainer(model, opt, ctx, epochs=0)
+    with pytest.raises(ValueError, match="grad_clip"):
+        Trainer(model, opt, ctx, epochs=1, grad_clip=0.0)
+    with pytest.raises(ValueError, match="optimizer must be"):
+        make_optimizer("lbfgs", model.parameters(), lr=0.1)
+
+
+def _fit(tmp_path: Path, resume: bool, crash_after: int | None = None):
+    """Fit with dropout, Adam and a cosine schedule (every piece of state matters)."""
+    torch.manual_seed(0)
+    model = mlp(dropout=0.3)
+    ctx = make_ctx(tmp_path, resume=resume)
+    trainer = Trainer(
+        model,
+        torch.optim.Adam(model.parameters(), lr=0.01),
+        ctx,
+        epochs=6,
+        batch_size=16,
+        schedule="cosine",
+        progress=False,
+    )
+    if crash_after is not None:
+        original = trainer._save
+        saves = []
+
+        def save_then_crash(*args, **kwargs):
+            original(*args, **kwargs)
+            saves.append(1)
+            if len(saves) == crash_after:
+                raise KeyboardInterrupt  # killed right after a checkpoint
+
+        trainer._save = save_then_crash
+    result = trainer.fit(blobs(200, 1), blobs(60, 2), blobs(60, 3))
+    ctx.metrics.flush()
+    return result, model
+
+
+def test_resume_after_interruption_is_bitwise_identical(tmp_path: Path) -> None:
+    full, full_model = _fit(tmp_path / "a", resume=False)
+    with pytest.raises(KeyboardInterrupt):
+        _fit(tmp_path / "b", resume=False, crash_after=3)
+    resumed, resumed_model = _fit(tmp_path / "b", resume=True)
+    assert resumed.test == full.test
+    assert resumed.best_epoch == full.best_epoch
+    strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
+    assert strip(resumed.history) == strip(full.history)
+    for (name, a), (_, b) in zip(
+        full_model.state_dict().items(), resumed_model.state_dict().items(), strict=True
+    ):
+        assert torch.equal(a, b), name
+    log_a = read_metrics(tmp_path / "a" / "metrics.jsonl")
+    log_b = read_metrics(tmp_path / "b" / "metrics.jsonl")
+    assert strip(log_a) == strip(log_b)
+
+
+def test_resume_of_a_finished_fit_skips_training(tmp_path: Path) -> None:
+    first, _ = _fit(tmp_path, resume=False)
+    ckpt = json.dumps(
+        torch.load(tmp_path / "checkpoints" / "model.pt", weights_only=False)["epoch"]
+    )
+    again, _ = _fit(tmp_path, resume=True)
+    assert ckpt == "6"
+    assert again.test == first.test and again.history == first.history
