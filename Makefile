@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PRESET ?= quick
 
-.PHONY: tour test lint format report clean
+.PHONY: tour test lint format report readme clean
 
 $(VENV): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -33,3 +33,6 @@ report: $(VENV)
 
 clean:
 	rm -rf runs .pytest_cache
+
+readme: $(VENV)
+	$(BIN)/deepnotes report --readme README.md

@@ -155,7 +155,14 @@ def from_dict(cls: type, data: Mapping[str, Any]) -> Any:
     unknown = set(data) - set(types_)
     if unknown:
         raise ConfigError(f"stored config has keys {sorted(unknown)} unknown to {cls.__name__}")
-    values = {k: _restore(v, types_[k]) for k, v in data.items()}
+    values = {}
+    for key, value in data.items():
+        try:
+            values[key] = _restore(value, types_[key])
+        except (ValueError, TypeError) as err:
+            raise ConfigError(
+                f"stored config: {key}={value!r} does not fit {_type_name(types_[key])}: {err}"
+            ) from err
     return replace(cls(), **values)
 
 
@@ -183,7 +190,12 @@ def _restore(value: Any, hint: Any) -> Any:
 
 
 def _type_name(hint: Any) -> str:
-    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        return " | ".join(_type_name(a) for a in typing.get_args(hint))
+    if origin is not None:
+        return str(hint).replace("typing.", "")
+    return "None" if hint is type(None) else getattr(hint, "__name__", str(hint))
 
 
 def require(condition: bool, message: str) -> None:

@@ -80,10 +80,10 @@ def atomic_copy(src: str | os.PathLike[str], dst: str | os.PathLike[str]) -> Pat
 
 def _jsonable(obj: Any) -> Any:
     """Fallback for ``json.dumps``: numbers from NumPy/torch, paths, tuples of those."""
+    if hasattr(obj, "tolist") and callable(obj.tolist):  # NumPy/torch arrays and scalars
+        return obj.tolist()
     if hasattr(obj, "item") and callable(obj.item):
         return obj.item()
-    if hasattr(obj, "tolist") and callable(obj.tolist):
-        return obj.tolist()
     if isinstance(obj, os.PathLike):
         return os.fspath(obj)
     raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")

@@ -46,8 +46,8 @@ class MetricsLogger:
 
 def _clean(value: Any) -> Any:
     """Numbers from torch/NumPy as Python numbers; NaN/inf as strings JSON can hold."""
-    if hasattr(value, "item") and callable(value.item):
-        value = value.item()
+    if hasattr(value, "tolist") and callable(value.tolist):
+        value = value.tolist()
     if isinstance(value, float) and not math.isfinite(value):
         return str(value)
     return value

@@ -57,6 +57,12 @@ def confusion_matrix(y_true: torch.Tensor, y_pred: torch.Tensor, num_classes: in
         raise ValueError(
             f"expected two label vectors of shape (N,), got {y_true.shape}, {y_pred.shape}"
         )
+    for name, labels in (("y_true", y_true), ("y_pred", y_pred)):
+        if labels.numel() and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(
+                f"{name} must hold class indices in [0, {num_classes}), got values in "
+                f"[{labels.min().item()}, {labels.max().item()}]"
+            )
     index = y_true.long() * num_classes + y_pred.long()
     return torch.bincount(index, minlength=num_classes**2).reshape(num_classes, num_classes)
 

@@ -47,6 +47,7 @@ from deepnotes.core import distributed
 from deepnotes.core.context import RunContext
 from deepnotes.core.errors import DivergenceError
 from deepnotes.core.io import atomic_save
+from deepnotes.core.progress import Progress
 from deepnotes.core.schedules import make_scheduler
 from deepnotes.core.seeding import rng_state, set_rng_state
 
@@ -194,8 +195,15 @@ class Trainer:
         state = _State()
         if self.checkpoint and self.ctx.resume and self.checkpoint_path.exists():
             state = self._restore(scheduler)
-        with self.ctx.progress(self.epochs, f"{self.ctx.name} [{self.tag}]") as bar:
-            bar.advance(state.epoch) if state.epoch else None
+        description = f"{self.ctx.name} [{self.tag}]"
+        bar_or_silence = (
+            self.ctx.progress(self.epochs, description)
+            if self.show_progress
+            else Progress(self.epochs, description, enabled=False)
+        )
+        with bar_or_silence as bar:
+            if state.epoch:
+                bar.advance(state.epoch)  # epochs restored from the checkpoint
             while not state.finished:
                 epoch = state.epoch + 1
                 t_epoch = time.perf_counter()

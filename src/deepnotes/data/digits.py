@@ -78,7 +78,7 @@ def digits(
 
     Example:
         >>> splits = digits(seed=0)
-        >>> x, y = splits.train.tensors   # (1077, 64) float32, (1077,) int64
+        >>> x, y = splits.train.tensors   # (1078, 64) float32, (1078,) int64
     """
     train_fraction = 1.0 - val_fraction - test_fraction
     if not (0 < val_fraction < 1 and 0 < test_fraction < 1 and train_fraction > 0):
