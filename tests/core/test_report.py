@@ -318,15 +318,18 @@ def test_claims_markdown_exact() -> None:
                 _claim("a | b", float("nan"), 0.1, "<", False),
             ],
         },
-        {"name": "optim.sgd", "claims": [_claim("ratio", 1.0, [0.9, 1.1], "within", True)]},
+        {
+            "name": "optim.sgd",
+            "claims": [{**_claim("ratio", 1.0, [0.9, 1.1], "within", True), "detail": "2 runs"}],
+        },
         {"name": "no.claims", "claims": []},
     ]
     expected = (
-        "| experiment | claim | measured | threshold | holds |\n"
-        "|---|---|---|---|---|\n"
-        "| foundations.digits | MLP reaches acc >= 0.97 | 0.981 | >= 0.97 | holds |\n"
-        "| foundations.digits | a \\| b | nan | < 0.1 | does not hold |\n"
-        "| optim.sgd | ratio | 1 | within [0.9,1.1] | holds |\n"
+        "| experiment | claim | measured | threshold | holds | detail |\n"
+        "|---|---|---|---|---|---|\n"
+        "| foundations.digits | MLP reaches acc >= 0.97 | 0.981 | >= 0.97 | holds |  |\n"
+        "| foundations.digits | a \\| b | nan | < 0.1 | does not hold |  |\n"
+        "| optim.sgd | ratio | 1 | within [0.9,1.1] | holds | 2 runs |\n"
     )
     assert claims_markdown(outcomes) == expected
     assert claims_markdown(outcomes) == claims_markdown(outcomes)

@@ -303,7 +303,8 @@ def _md_cell(text: str) -> str:
 
 
 def claims_markdown(outcomes: Iterable[dict[str, Any]]) -> str:
-    """A GitHub-markdown table of every claim: experiment | claim | measured | threshold | holds.
+    """A GitHub-markdown table of every claim: experiment | claim | measured | threshold | holds
+    | detail.
 
     Rows follow the order of ``outcomes`` and of each outcome's claims, so the same input always
     gives the same text. ``|`` in any cell is escaped as ``\\|`` and line breaks become spaces.
@@ -318,13 +319,13 @@ def claims_markdown(outcomes: Iterable[dict[str, Any]]) -> str:
         >>> out = {"name": "a.b", "claims": [{"statement": "acc >= 0.9", "measured": 0.95,
         ...        "threshold": 0.9, "comparison": ">=", "holds": True, "detail": ""}]}
         >>> print(claims_markdown([out]), end="")
-        | experiment | claim | measured | threshold | holds |
-        |---|---|---|---|---|
-        | a.b | acc >= 0.9 | 0.95 | >= 0.9 | holds |
+        | experiment | claim | measured | threshold | holds | detail |
+        |---|---|---|---|---|---|
+        | a.b | acc >= 0.9 | 0.95 | >= 0.9 | holds |  |
     """
     lines = [
-        "| experiment | claim | measured | threshold | holds |",
-        "|---|---|---|---|---|",
+        "| experiment | claim | measured | threshold | holds | detail |",
+        "|---|---|---|---|---|---|",
     ]
     for outcome in outcomes:
         name = str(outcome.get("name", ""))
@@ -335,6 +336,7 @@ def claims_markdown(outcomes: Iterable[dict[str, Any]]) -> str:
                 format_value(claim.get("measured")),
                 _threshold_text(claim),
                 _HOLDS_TEXT[_holds_state(claim)],
+                str(claim.get("detail") or ""),
             ]
             lines.append("| " + " | ".join(_md_cell(cell) for cell in cells) + " |")
     return "\n".join(lines) + "\n"
