@@ -149,9 +149,21 @@ def run_experiment(
     dev = resolve_device(device, distributed.env_info().local_rank)
     info = distributed.init(dev)
     root = Path(out) / name
-    run_dir, cfg, seed, preset = _choose_run_dir(
-        exp, root, cfg, preset, overrides, seed, resume, run_id
-    )
+    # rank 0 decides (it alone looks at the folder before writing); every rank gets its answer
+    # or its error, so no process of a torchrun job is left waiting for the others
+    decision = None
+    if info.is_main:
+        try:
+            decision = (
+                "ok",
+                _choose_run_dir(exp, root, cfg, preset, overrides, seed, resume, run_id),
+            )
+        except ConfigError as err:
+            decision = ("error", str(err))
+    status, value = distributed.broadcast_object(decision)
+    if status == "error":
+        raise ConfigError(value)
+    run_dir, cfg, seed, preset = value
     if info.is_main:
         atomic_write_json(
             run_dir / "config.json",
@@ -225,7 +237,7 @@ def _choose_run_dir(
         seed = 0 if seed is None else seed
         if not 0 <= seed < 2**32:
             raise ConfigError(f"seed must be in [0, 2**32), got {seed}")
-        run_id = run_id or distributed.broadcast_object(new_run_id(seed))
+        run_id = run_id or new_run_id(seed)
         if (root / run_id / "config.json").exists():
             raise ConfigError(f"run {root / run_id} exists; use --resume or another --run-id")
         return root / run_id, cfg, seed, preset or "quick"

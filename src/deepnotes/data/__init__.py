@@ -1,6 +1,28 @@
-"""Data sets: the embedded digits, loaders for files users bring, splits."""
+"""Data sets: the embedded digits, loaders for files users bring (MNIST IDX, CIFAR-10), splits.
+
+Nothing here downloads: the digits ship with scikit-learn, everything else is read from a path.
+"""
 
 from deepnotes.data.digits import Splits, digits, load_digits_arrays
+from deepnotes.data.files import (
+    load_cifar10,
+    load_mnist,
+    read_idx,
+    to_tensor_dataset,
+    write_cifar_batch,
+    write_idx,
+)
 from deepnotes.data.splits import stratified_split
 
-__all__ = ["Splits", "digits", "load_digits_arrays", "stratified_split"]
+__all__ = [
+    "Splits",
+    "digits",
+    "load_cifar10",
+    "load_digits_arrays",
+    "load_mnist",
+    "read_idx",
+    "stratified_split",
+    "to_tensor_dataset",
+    "write_cifar_batch",
+    "write_idx",
+]
