@@ -1,4 +1,4 @@
-"""The ``deepnotes`` command line: list, run, tour, report.
+"""The ``deepnotes`` command line: list, run, tour, report, derivations, problems.
 
 Exit codes: 0 success (and every claim holds); 1 a claim does not hold or an experiment failed;
 2 bad input (unknown experiment, key, type, value, device, file), with nothing written;
@@ -7,6 +7,8 @@ Exit codes: 0 success (and every claim holds); 1 a claim does not hold or an exp
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import sys
 import time
 import traceback
@@ -195,6 +197,80 @@ def report(
     except UsageError as err:
         raise _fail(str(err)) from None
     console.print(f"report: {index}")
+
+
+@app.command("derivations")
+def derivations_cmd(
+    topic: Annotated[list[str] | None, typer.Option("--topic", help="Only these topics.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Check every hand-derived gradient against autograd (float64); exit 1 if one fails."""
+    from deepnotes.core.catalog import run_derivations
+
+    try:
+        rows = run_derivations(topic)
+    except UsageError as err:
+        raise _fail(str(err)) from None
+    if json_:
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2, default=str))
+    else:
+        table = Table(title=f"{len(rows)} derivations, closed form vs autograd (float64)")
+        for column in ("derivation", "closed form used", "max abs error", "tolerance", "pass"):
+            table.add_column(column, overflow="fold")
+        for r in rows:
+            verdict = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
+            error = f"{r.max_abs_error:.2e}" if not r.error else escape(r.error)
+            table.add_row(
+                escape(r.name), escape(r.closed_form), error, f"{r.tolerance:.0e}", verdict
+            )
+        console.print(table)
+    if not all(r.passed for r in rows):
+        raise typer.Exit(EXIT_CLAIM_FAILED)
+
+
+@app.command("problems")
+def problems_cmd(
+    names: Annotated[list[str] | None, typer.Argument(help="Only these problems.")] = None,
+    topic: Annotated[list[str] | None, typer.Option("--topic", help="Only these topics.")] = None,
+    json_: Annotated[bool, typer.Option("--json", help="Machine-readable output.")] = False,
+) -> None:
+    """Answer the notes' numeric problems with the library's own functions."""
+    from deepnotes.core.catalog import run_problems
+
+    try:
+        rows = run_problems(topic, names or ())
+    except UsageError as err:
+        raise _fail(str(err)) from None
+    if json_:
+        typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2, default=str))
+    else:
+        for r in rows:
+            table = Table(title=f"{escape(r.name)}  ({escape(r.source)})", title_justify="left")
+            table.add_column("quantity", overflow="fold")
+            table.add_column("answer", overflow="fold")
+            for quantity, value in r.quantities:
+                table.add_row(escape(str(quantity)), escape(_show(value)))
+            if r.error:
+                table.add_row("[bold red]error[/]", escape(r.error))
+            console.print(table)
+            if r.note:
+                console.print(f"  {escape(r.note)}\n")
+    if any(r.error for r in rows):
+        raise typer.Exit(EXIT_CLAIM_FAILED)
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, list):
+        return _show_array(value)
+    return str(value)
+
+
+def _show_array(value: list) -> str:
+    if value and isinstance(value[0], list):
+        return "\n".join(_show_array(row) for row in value)
+    return "[" + ", ".join(_show(v) for v in value) + "]"
 
 
 README_START, README_END = "<!-- claims:start -->", "<!-- claims:end -->"
