@@ -252,3 +252,29 @@ def test_torchrun_two_processes_matches_single_process_accuracy(tmp_path: Path) 
     assert ddp_outcome["metrics"]["n_test"] == one["metrics"]["n_test"]
     # rank 0 alone wrote: one run folder, no second copy of any artefact
     assert sorted(p.name for p in (tmp_path / DIGITS).iterdir()) == ["ddp", "single"]
+
+
+def test_problems_command_answers_and_validates() -> None:
+    result = invoke("problems", "--json")
+    assert result.exit_code == 0
+    rows = {r["name"]: r for r in json.loads(result.output)}
+    bayes = dict(rows["Do I have a flu? (Bayes from a table)"]["quantities"])
+    assert bayes["P(H|F)"] == pytest.approx(2 / 3)
+    assert all(not r["error"] for r in rows.values())
+    table = invoke("problems", "--topic", "foundations")
+    assert table.exit_code == 0 and "P(F|H)" in table.output
+    bad = invoke("problems", "no such problem")
+    assert bad.exit_code == 2 and "unknown problem" in bad.output
+
+
+def test_derivations_command_reports_every_check() -> None:
+    result = invoke("derivations", "--json")
+    rows = json.loads(result.output)
+    assert result.exit_code == (0 if all(r["passed"] for r in rows) else 1)
+    for row in rows:
+        assert row["passed"], row
+        assert row["max_abs_error"] <= row["tolerance"]
+    bad = invoke("derivations", "--topic", "nosuch")
+    assert bad.exit_code == 2 and "no derivations for topic 'nosuch'" in " ".join(
+        bad.output.split()
+    )

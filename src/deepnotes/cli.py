@@ -245,7 +245,8 @@ def problems_cmd(
         typer.echo(json.dumps([dataclasses.asdict(r) for r in rows], indent=2, default=str))
     else:
         for r in rows:
-            table = Table(title=f"{escape(r.name)}  ({escape(r.source)})", title_justify="left")
+            console.print(f"[bold]{escape(r.name)}[/]  ({escape(r.source)}, topic {r.topic})")
+            table = Table()
             table.add_column("quantity", overflow="fold")
             table.add_column("answer", overflow="fold")
             for quantity, value in r.quantities:
