@@ -1,0 +1,73 @@
+"""`deepnotes tour` end to end on throwaway experiments: exit codes, report, failures isolated."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from deepnotes.cli import app
+from deepnotes.core import registry
+from deepnotes.core.registry import Claim, Outcome, experiment
+
+runner = CliRunner()
+
+
+@dataclass(frozen=True)
+class TinyConfig:
+    value: float = 1.0
+    """The measured value."""
+
+
+@pytest.fixture
+def tour_topic():
+    saved = dict(registry._REGISTRY)
+
+    @experiment("tourtest.holds", topic="tourtest", config=TinyConfig)
+    def _holds(cfg: TinyConfig, ctx) -> Outcome:
+        """A claim that holds."""
+        ctx.log({"value": cfg.value})
+        return Outcome(metrics={"value": cfg.value}, claims=[Claim.at_least("one", cfg.value, 1)])
+
+    yield _holds
+    registry._REGISTRY.clear()
+    registry._REGISTRY.update(saved)
+
+
+def test_tour_exit_0_when_every_claim_holds(tmp_path: Path, tour_topic) -> None:
+    result = runner.invoke(app, ["tour", "--topic", "tourtest", "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    assert "1/1 claims hold, 0 experiments failed" in result.output
+    index = (tmp_path / "report" / "index.html").read_text()
+    assert "tourtest.holds" in index
+
+
+def test_tour_exit_1_and_goes_on_when_one_fails(tmp_path: Path, tour_topic) -> None:
+    @experiment("tourtest.crashes", topic="tourtest", config=TinyConfig)
+    def _crashes(cfg: TinyConfig, ctx) -> Outcome:
+        """Raises."""
+        raise RuntimeError("deliberate")
+
+    @experiment("tourtest.fails", topic="tourtest", config=TinyConfig)
+    def _fails(cfg: TinyConfig, ctx) -> Outcome:
+        """A claim that does not hold."""
+        return Outcome(claims=[Claim.at_least("two", cfg.value, 2)])
+
+    result = runner.invoke(app, ["tour", "--topic", "tourtest", "--out", str(tmp_path)])
+    assert result.exit_code == 1
+    assert "1/2 claims hold, 1 experiments failed" in " ".join(result.output.split())
+    # the experiments after the crash still ran and wrote their outcomes
+    outcomes = sorted(p.parent.parent.name for p in tmp_path.glob("*/*/outcome.json"))
+    assert outcomes == ["tourtest.fails", "tourtest.holds"]
+    fails = json.loads(next(tmp_path.glob("tourtest.fails/*/outcome.json")).read_text())
+    assert fails["all_hold"] is False
+
+
+def test_tour_unknown_topic_exit_2(tmp_path: Path) -> None:
+    result = runner.invoke(app, ["tour", "--topic", "nosuch", "--out", str(tmp_path)])
+    assert result.exit_code == 2
+    assert "unknown topic 'nosuch'" in result.output
+    assert not tmp_path.joinpath("report").exists()
