@@ -1,3 +1,7 @@
-"""Registers every mechanics derivation (closed form vs autograd) with the catalog."""
+"""Registers every mechanics derivation (closed form vs autograd) with the catalog, in the
+order of the notes: dense layers, convolutions, recurrent nets and attention."""
 
-from deepnotes.mechanics import derivations_dense  # noqa: F401
+import importlib
+
+for _area in ("dense", "conv"):
+    importlib.import_module(f"deepnotes.mechanics.derivations_{_area}")

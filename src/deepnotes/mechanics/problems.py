@@ -1,3 +1,6 @@
-"""Registers every mechanics problem with the catalog."""
+"""Registers every mechanics problem with the catalog, in the order of the notes."""
 
-from deepnotes.mechanics import problems_dense  # noqa: F401
+import importlib
+
+for _area in ("dense", "conv"):
+    importlib.import_module(f"deepnotes.mechanics.problems_{_area}")
