@@ -332,3 +332,7 @@ def _z(mean: float, se: float) -> float:
     if se > 0:
         return mean / se
     return 0.0 if mean == 0 else math.copysign(math.inf, mean)
+
+
+# The estimation experiments live in their own module; importing it registers them.
+from deepnotes.foundations import statistics_experiments  # noqa: E402, F401

@@ -3,5 +3,5 @@ order of the notes: dense layers, convolutions, recurrent nets and attention."""
 
 import importlib
 
-for _area in ("dense", "conv"):
+for _area in ("dense", "conv", "sequence"):
     importlib.import_module(f"deepnotes.mechanics.derivations_{_area}")

@@ -2,5 +2,5 @@
 
 import importlib
 
-for _area in ("dense", "conv"):
+for _area in ("dense", "conv", "sequence"):
     importlib.import_module(f"deepnotes.mechanics.problems_{_area}")
