@@ -24,6 +24,7 @@ class TinyConfig:
 
 @pytest.fixture
 def tour_topic():
+    registry.discover()  # so restoring the snapshot cannot drop the real experiments
     saved = dict(registry._REGISTRY)
 
     @experiment("tourtest.holds", topic="tourtest", config=TinyConfig)
@@ -71,3 +72,25 @@ def test_tour_unknown_topic_exit_2(tmp_path: Path) -> None:
     assert result.exit_code == 2
     assert "unknown topic 'nosuch'" in result.output
     assert not tmp_path.joinpath("report").exists()
+
+
+def test_drafts_are_listed_and_left_out_of_the_tour_unless_asked(
+    tmp_path: Path, tour_topic
+) -> None:
+    @experiment("tourtest.draft", topic="tourtest", config=TinyConfig, draft="claim under study")
+    def _draft(cfg: TinyConfig, ctx) -> Outcome:
+        """A draft whose claim does not hold."""
+        return Outcome(claims=[Claim.at_least("two", cfg.value, 2)])
+
+    listing = runner.invoke(app, ["list", "--topic", "tourtest", "--out", str(tmp_path)])
+    assert "draft: claim under study" in " ".join(listing.output.split())
+    plain = runner.invoke(app, ["tour", "--topic", "tourtest", "--out", str(tmp_path / "a")])
+    assert plain.exit_code == 0 and "tourtest.draft" not in plain.output
+    with_drafts = runner.invoke(
+        app, ["tour", "--topic", "tourtest", "--drafts", "--out", str(tmp_path / "b")]
+    )
+    assert with_drafts.exit_code == 1
+    record = json.loads(next((tmp_path / "b").glob("tourtest.draft/*/outcome.json")).read_text())
+    assert record["draft"] == "claim under study" and record["all_hold"] is False
+    with pytest.raises(ValueError, match="must say why"):
+        experiment("tourtest.empty", topic="tourtest", config=TinyConfig, draft=" ")

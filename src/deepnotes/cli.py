@@ -81,7 +81,10 @@ def list_experiments(
             claims = f"{held}/{len(outcome['claims'])} hold ({outcome['preset']})"
             if outcome["preset"] == "quick":
                 runtime = f"{outcome['duration_s']:.0f} s"
-        table.add_row(exp.name, exp.topic, escape(exp.description), claims, runtime)
+        what = escape(exp.description)
+        if exp.draft:
+            what += f" [yellow](draft: {escape(exp.draft)})[/]"
+        table.add_row(exp.name, exp.topic, what, claims, runtime)
     console.print(table)
 
 
@@ -138,17 +141,25 @@ def tour(
     seed: SeedOpt = None,
     device: DeviceOpt = "auto",
     out: OutOpt = Path("runs"),
+    drafts: Annotated[
+        bool, typer.Option("--drafts", help="Also run draft experiments (claims not settled).")
+    ] = False,
 ) -> None:
-    """Run every experiment (quick preset), print the claims table, write the HTML report."""
+    """Run every experiment (quick preset), print the claims table, write the HTML report.
+
+    Draft experiments (see `deepnotes list`) are left out unless --drafts is given.
+    """
     from deepnotes.core.context import run_experiment
     from deepnotes.core.registry import experiments
     from deepnotes.core.report import build_report
 
     try:
         _check_preset(preset)
-        exps = experiments(topic)
+        exps = experiments(topic, drafts=drafts)
     except UsageError as err:
         raise _fail(str(err)) from None
+    if not exps:
+        raise _fail(f"no experiments to run for topics {topic} (drafts are left out)")
     records: list[dict[str, Any]] = []
     failures: list[tuple[str, str]] = []
     t0 = time.perf_counter()

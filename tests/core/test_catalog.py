@@ -15,6 +15,7 @@ from deepnotes.core.errors import ConfigError
 
 @pytest.fixture
 def clean_catalog():
+    catalog.discover_catalog()
     saved = dict(catalog._DERIVATIONS), dict(catalog._PROBLEMS)
     yield
     catalog._DERIVATIONS.clear()

@@ -32,6 +32,7 @@ class MutableConfig:
 def clean_registry() -> Iterator[None]:
     """Remove every entry a test adds to the private registry."""
     registry.discover()
+    registry.discover()  # so restoring the snapshot cannot drop the real experiments
     before = dict(registry._REGISTRY)
     yield
     for name in set(registry._REGISTRY) - set(before):

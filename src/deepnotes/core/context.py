@@ -200,6 +200,7 @@ def run_experiment(
         "name": name,
         "topic": exp.topic,
         "description": exp.description,
+        "draft": exp.draft,
         "run_id": run_dir.name,
         "preset": preset,
         "seed": seed,

@@ -103,20 +103,35 @@ class Outcome:
 
 @dataclass(frozen=True)
 class Experiment:
-    """A registered experiment."""
+    """A registered experiment.
+
+    ``draft`` is None for experiments of the curriculum tour. A draft experiment has a claim
+    that does not hold yet (or is still being designed); ``draft`` says which and why. Drafts
+    run with ``deepnotes run`` and ``deepnotes tour --drafts``, report their claims as they
+    are, and are listed as drafts; the plain tour, whose exit code certifies the curriculum,
+    leaves them out.
+    """
 
     name: str
     topic: str
     config: type
     fn: Callable[..., Outcome]
     description: str
+    draft: str | None = None
 
 
 _REGISTRY: dict[str, Experiment] = {}
 
 
-def experiment(name: str, *, topic: str, config: type) -> Callable[[Callable], Callable]:
-    """Register ``fn(cfg, ctx) -> Outcome`` as the experiment ``name`` (``topic.short_name``)."""
+def experiment(
+    name: str, *, topic: str, config: type, draft: str | None = None
+) -> Callable[[Callable], Callable]:
+    """Register ``fn(cfg, ctx) -> Outcome`` as the experiment ``name`` (``topic.short_name``).
+
+    ``draft``: why the experiment is not part of the tour yet (see :class:`Experiment`).
+    """
+    if draft is not None and not draft.strip():
+        raise ValueError(f"draft of {name!r} must say why the experiment is a draft")
     if not dataclasses.is_dataclass(config) or not config.__dataclass_params__.frozen:
         raise TypeError(f"config of {name!r} must be a frozen dataclass, got {config!r}")
     if not name.startswith(f"{topic}."):
@@ -126,7 +141,7 @@ def experiment(name: str, *, topic: str, config: type) -> Callable[[Callable], C
         if name in _REGISTRY and _REGISTRY[name].fn.__qualname__ != fn.__qualname__:
             raise ValueError(f"experiment {name!r} is registered twice")
         doc = (fn.__doc__ or "").strip().splitlines()
-        _REGISTRY[name] = Experiment(name, topic, config, fn, doc[0] if doc else "")
+        _REGISTRY[name] = Experiment(name, topic, config, fn, doc[0] if doc else "", draft)
         return fn
 
     return register
@@ -156,13 +171,19 @@ def get_experiment(name: str) -> Experiment:
     )
 
 
-def experiments(topics: Sequence[str] | None = None) -> list[Experiment]:
-    """Every registered experiment (of the given topics), sorted by name."""
+def experiments(topics: Sequence[str] | None = None, drafts: bool = True) -> list[Experiment]:
+    """Every registered experiment (of the given topics; without drafts if ``drafts`` is False),
+    sorted by name."""
     discover()
     known = sorted({e.topic for e in _REGISTRY.values()})
     for topic in topics or ():
         if topic not in known:
             raise ConfigError(f"unknown topic {topic!r}; expected one of {', '.join(known)}")
     return sorted(
-        (e for e in _REGISTRY.values() if not topics or e.topic in topics), key=lambda e: e.name
+        (
+            e
+            for e in _REGISTRY.values()
+            if (not topics or e.topic in topics) and (drafts or e.draft is None)
+        ),
+        key=lambda e: e.name,
     )
