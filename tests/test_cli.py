@@ -128,12 +128,16 @@ def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
 def test_report_and_readme_table(tmp_path: Path) -> None:
     invoke("run", DIGITS, "--set", "epochs=2", "--out", str(tmp_path))
     readme = tmp_path / "README.md"
-    readme.write_text("intro\n<!-- claims:start -->\nSTALE TABLE\n<!-- claims:end -->\nrest\n")
+    readme.write_text(
+        "intro\n<!-- claims:start -->\nSTALE TABLE\n<!-- claims:end -->\nrest\n"
+        "<!-- drafts:start -->\nOLD DRAFTS\n<!-- drafts:end -->\n"
+    )
     result = invoke("report", "--out", str(tmp_path), "--readme", str(readme))
     assert result.exit_code == 0
     assert (tmp_path / "report" / "index.html").is_file()
     text = readme.read_text()
-    assert "STALE TABLE" not in text and text.startswith("intro\n") and text.endswith("rest\n")
+    assert "STALE TABLE" not in text and text.startswith("intro\n") and "\nrest\n" in text
+    assert "OLD DRAFTS" not in text and "- `optim.compare_digits`:" in text
     assert f"| {DIGITS} |" in text
 
 

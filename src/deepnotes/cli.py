@@ -204,7 +204,7 @@ def report(
     try:
         index = build_report(out)
         if readme is not None:
-            update_readme(readme, claims_markdown(_latest(out, latest_outcomes)))
+            update_readme(readme, claims_markdown(_latest(out, latest_outcomes)), drafts_markdown())
     except UsageError as err:
         raise _fail(str(err)) from None
     console.print(f"report: {index}")
@@ -286,20 +286,35 @@ def _show_array(value: list) -> str:
 
 
 README_START, README_END = "<!-- claims:start -->", "<!-- claims:end -->"
+DRAFTS_START, DRAFTS_END = "<!-- drafts:start -->", "<!-- drafts:end -->"
 
 
-def update_readme(path: Path, table: str) -> None:
-    """Replace the text between the claims markers of ``path`` with ``table`` (atomically)."""
+def update_readme(path: Path, table: str, drafts: str | None = None) -> None:
+    """Replace the text between the claims markers of ``path`` with ``table`` and, when given
+    and the file has drafts markers, the text between those with ``drafts`` (atomically)."""
     from deepnotes.core.io import atomic_write_text
 
     if not path.is_file():
         raise UsageError(f"README not found: {path}")
-    text = path.read_text(encoding="utf-8")
-    start, end = text.find(README_START), text.find(README_END)
+    text = _fill(path, path.read_text(encoding="utf-8"), README_START, README_END, table)
+    if drafts is not None and DRAFTS_START in text:
+        text = _fill(path, text, DRAFTS_START, DRAFTS_END, drafts)
+    atomic_write_text(path, text)
+
+
+def _fill(path: Path, text: str, start_marker: str, end_marker: str, body: str) -> str:
+    start, end = text.find(start_marker), text.find(end_marker)
     if start < 0 or end < start:
-        raise UsageError(f"{path} has no '{README_START}' ... '{README_END}' block to fill")
-    head, tail = text[: start + len(README_START)], text[end:]
-    atomic_write_text(path, f"{head}\n{table.rstrip()}\n{tail}")
+        raise UsageError(f"{path} has no '{start_marker}' ... '{end_marker}' block to fill")
+    return f"{text[: start + len(start_marker)]}\n{body.rstrip()}\n{text[end:]}"
+
+
+def drafts_markdown() -> str:
+    """A markdown list of the draft experiments and why each is a draft."""
+    from deepnotes.core.registry import experiments
+
+    lines = [f"- `{e.name}`: {e.draft}" for e in experiments() if e.draft]
+    return "\n".join(lines) if lines else "(none)"
 
 
 def _latest(out: Path, latest_outcomes: Any) -> list[dict[str, Any]]:
