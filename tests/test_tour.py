@@ -94,3 +94,24 @@ def test_drafts_are_listed_and_left_out_of_the_tour_unless_asked(
     assert record["draft"] == "claim under study" and record["all_hold"] is False
     with pytest.raises(ValueError, match="must say why"):
         experiment("tourtest.empty", topic="tourtest", config=TinyConfig, draft=" ")
+
+
+def test_threads_option_applies_during_the_run_only(tmp_path: Path, tour_topic) -> None:
+    import torch
+
+    seen = []
+
+    @experiment("tourtest.threads", topic="tourtest", config=TinyConfig)
+    def _threads(cfg: TinyConfig, ctx) -> Outcome:
+        """Records torch's thread count."""
+        seen.append(torch.get_num_threads())
+        return Outcome()
+
+    before = torch.get_num_threads()
+    result = runner.invoke(
+        app, ["run", "tourtest.threads", "--threads", "1", "--out", str(tmp_path)]
+    )
+    assert result.exit_code == 0, result.output
+    assert seen == [1] and torch.get_num_threads() == before
+    bad = runner.invoke(app, ["run", "tourtest.threads", "--threads", "0", "--out", str(tmp_path)])
+    assert bad.exit_code == 2 and "threads must be >= 1" in bad.output

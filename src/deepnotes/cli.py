@@ -38,6 +38,9 @@ PresetOpt = Annotated[str, typer.Option("--preset", help="quick (<= 60 s each) o
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Seed for every RNG (default 0).")]
 DeviceOpt = Annotated[str, typer.Option("--device", help="auto, cpu, cuda or mps.")]
 OutOpt = Annotated[Path, typer.Option("--out", help="Root folder of the run folders.")]
+ThreadsOpt = Annotated[
+    int | None, typer.Option("--threads", help="torch CPU threads (1 is fastest on a busy CPU).")
+]
 
 
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
@@ -104,6 +107,7 @@ def run(
         bool, typer.Option("--resume", help="Continue the newest unfinished run (or --run-id).")
     ] = False,
     run_id: Annotated[str | None, typer.Option("--run-id", help="Name of the run folder.")] = None,
+    threads: ThreadsOpt = None,
 ) -> None:
     """Run one experiment, print its claims, write runs/NAME/<run-id>/."""
     from deepnotes.core.context import run_experiment
@@ -119,6 +123,7 @@ def run(
             out=out,
             resume=resume,
             run_id=run_id,
+            threads=threads,
         )
     except UsageError as err:
         raise _fail(str(err)) from None
@@ -141,6 +146,7 @@ def tour(
     seed: SeedOpt = None,
     device: DeviceOpt = "auto",
     out: OutOpt = Path("runs"),
+    threads: ThreadsOpt = None,
     drafts: Annotated[
         bool, typer.Option("--drafts", help="Also run draft experiments (claims not settled).")
     ] = False,
@@ -166,7 +172,9 @@ def tour(
     for i, exp in enumerate(exps, start=1):
         console.print(f"[bold]({i}/{len(exps)}) {exp.name}[/] — {exp.description}")
         try:
-            result = run_experiment(exp.name, preset=preset, seed=seed, device=device, out=out)
+            result = run_experiment(
+                exp.name, preset=preset, seed=seed, device=device, out=out, threads=threads
+            )
             records.append(result.record)
             console.print(f"    done in {result.record['duration_s']:.1f} s")
         except KeyboardInterrupt:
