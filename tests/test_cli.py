@@ -145,7 +145,7 @@ def test_update_readme_requires_markers(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("no markers here\n")
     with pytest.raises(UsageError, match="no '<!-- claims:start -->'"):
-        update_readme(readme, "| table |")
+        update_readme(readme, {"claims": "| table |"})
     assert readme.read_text() == "no markers here\n"
 
 

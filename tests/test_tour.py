@@ -41,7 +41,7 @@ def tour_topic():
 def test_tour_exit_0_when_every_claim_holds(tmp_path: Path, tour_topic) -> None:
     result = runner.invoke(app, ["tour", "--topic", "tourtest", "--out", str(tmp_path)])
     assert result.exit_code == 0, result.output
-    assert "1/1 claims hold, 0 experiments failed" in result.output
+    assert "1/1 claims hold; 0 experiments failed" in result.output
     index = (tmp_path / "report" / "index.html").read_text()
     assert "tourtest.holds" in index
 
@@ -59,12 +59,37 @@ def test_tour_exit_1_and_goes_on_when_one_fails(tmp_path: Path, tour_topic) -> N
 
     result = runner.invoke(app, ["tour", "--topic", "tourtest", "--out", str(tmp_path)])
     assert result.exit_code == 1
-    assert "1/2 claims hold, 1 experiments failed" in " ".join(result.output.split())
+    assert "1/2 claims hold, 1 fail; 1 experiments failed" in " ".join(result.output.split())
     # the experiments after the crash still ran and wrote their outcomes
     outcomes = sorted(p.parent.parent.name for p in tmp_path.glob("*/*/outcome.json"))
     assert outcomes == ["tourtest.fails", "tourtest.holds"]
     fails = json.loads(next(tmp_path.glob("tourtest.fails/*/outcome.json")).read_text())
     assert fails["all_hold"] is False
+
+
+def test_known_failures_are_reported_but_do_not_fail_the_tour(tmp_path: Path, tour_topic) -> None:
+    @experiment("tourtest.known", topic="tourtest", config=TinyConfig)
+    def _known(cfg: TinyConfig, ctx) -> Outcome:
+        """A claim that does not hold, documented as such."""
+        return Outcome(
+            claims=[Claim.at_least("two", cfg.value, 2, known_failure="one is less than two")]
+        )
+
+    result = runner.invoke(app, ["tour", "--topic", "tourtest", "--out", str(tmp_path)])
+    text = " ".join(result.output.split())
+    assert result.exit_code == 0, result.output
+    assert "1/2 claims hold, 1 known not to hold; 0 experiments failed" in text
+    assert "known failure: one is less than two" in text
+    record = json.loads(next(tmp_path.glob("tourtest.known/*/outcome.json")).read_text())
+    assert record["all_hold"] is False and record["unexpected_failures"] == 0
+    assert record["claims"][0]["holds"] is False  # reported as it is
+    assert "1 known not to hold" in (tmp_path / "report" / "index.html").read_text()
+    # `run` agrees: exit 0 for a known failure, 1 for a claim that fails unexpectedly
+    assert runner.invoke(app, ["run", "tourtest.known", "--out", str(tmp_path)]).exit_code == 0
+    failing = runner.invoke(
+        app, ["run", "tourtest.holds", "--set", "value=0", "--out", str(tmp_path)]
+    )
+    assert failing.exit_code == 1
 
 
 def test_tour_unknown_topic_exit_2(tmp_path: Path) -> None:

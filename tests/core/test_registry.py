@@ -13,7 +13,19 @@ import torch
 
 from deepnotes.core import registry
 from deepnotes.core.errors import ConfigError
-from deepnotes.core.registry import Claim, Outcome, experiment, experiments, get_experiment
+from deepnotes.core.registry import (
+    FAILS,
+    HOLDS,
+    KNOWN,
+    UNKNOWN,
+    Claim,
+    Outcome,
+    experiment,
+    experiments,
+    get_experiment,
+    verdict,
+    verdict_text,
+)
 
 TEST_NAME = "testtopic.dummy"
 
@@ -134,10 +146,32 @@ def test_claim_is_frozen_and_to_dict() -> None:
         "holds": True,
         "comparison": "<=",
         "detail": "se 0.01",
+        "known_failure": "",
     }
 
 
 # ----------------------------------------------------------------------------- Outcome
+
+
+def test_verdicts_of_ordinary_and_known_failure_claims() -> None:
+    holds = Claim.at_least("a", 1.0, 0.5)
+    fails = Claim.at_least("a", 0.1, 0.5)
+    known = Claim.at_least("a", 0.1, 0.5, known_failure="too few epochs")
+    lucky = Claim.at_least("a", 1.0, 0.5, known_failure="holds at some seeds only")
+    assert [c.verdict for c in (holds, fails, known, lucky)] == [HOLDS, FAILS, KNOWN, HOLDS]
+    # the verdict is never changed by the mark: a known failure still does not hold
+    assert known.holds is False and lucky.holds is True
+    assert verdict_text(known.to_dict()) == "does not hold (known)"
+    assert verdict_text(lucky.to_dict()) == "holds (marked as a known failure)"
+    assert verdict_text(fails.to_dict()) == "does not hold"
+    # records read back from disk: an old one without the key, and a malformed one
+    assert verdict({"holds": False}) == FAILS
+    assert verdict({"holds": "yes"}) == UNKNOWN
+    outcome = Outcome(claims=[holds, known, lucky])
+    assert outcome.all_hold is False and outcome.unexpected_failures == 0
+    assert Outcome(claims=[known, fails]).unexpected_failures == 1
+    with pytest.raises(ValueError, match="must say why"):
+        Claim.at_least("a", 0.1, 0.5, known_failure="   ")
 
 
 def test_outcome_all_hold() -> None:

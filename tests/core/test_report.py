@@ -17,6 +17,7 @@ from deepnotes.core.report import (
     find_outcomes,
     format_value,
     latest_outcomes,
+    not_holding_markdown,
 )
 
 
@@ -334,6 +335,28 @@ def test_claims_markdown_exact() -> None:
     assert claims_markdown(outcomes) == expected
     assert claims_markdown(outcomes) == claims_markdown(outcomes)
     assert claims_markdown([]).count("\n") == 2
+
+
+def test_known_failures_in_markdown_and_html(tmp_path: Path) -> None:
+    known = {**_claim("BN trains at 10x", 0.86, 0.9, ">=", False), "known_failure": "slow"}
+    lucky = {**_claim("noisy gap > 0", 0.01, 0.0, ">", True), "known_failure": "seed-dependent"}
+    outcomes = [
+        {"name": "v.bn", "claims": [known, _claim("plain stalls", 0.1, 0.5, "<=", True)]},
+        {"name": "v.gap", "claims": [lucky, _claim("broken", 0.0, 1.0, ">=", False)]},
+    ]
+    table = claims_markdown(outcomes).splitlines()
+    assert table[2] == (
+        "| v.bn | BN trains at 10x | 0.86 | >= 0.9 | does not hold (known) | Known failure: slow |"
+    )
+    assert "| holds (marked as a known failure) | Known failure: seed-dependent |" in table[4]
+    assert table[5].endswith("| does not hold |  |")
+    assert not_holding_markdown(outcomes).splitlines() == [
+        "- `v.bn`: BN trains at 10x — measured 0.86 (>= 0.9): does not hold (known). Why: slow",
+        "- `v.gap`: noisy gap > 0 — measured 0.01 (> 0): holds (marked as a known failure). "
+        "Why: seed-dependent",
+        "- `v.gap`: broken — measured 0 (>= 1): does not hold",
+    ]
+    assert not_holding_markdown(outcomes[:1][:0]) == "(none)"
 
 
 def test_claims_markdown_accepts_outcomes(tmp_path: Path) -> None:

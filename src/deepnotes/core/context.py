@@ -220,6 +220,7 @@ def run_experiment(
         "figures": [_relative(p, run_dir) for p in outcome.figures],
         "claims": [c.to_dict() for c in outcome.claims],
         "all_hold": outcome.all_hold,
+        "unexpected_failures": outcome.unexpected_failures,
         "started": started.isoformat(timespec="seconds"),
         "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "duration_s": round(time.perf_counter() - t0, 2),

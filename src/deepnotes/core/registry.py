@@ -20,7 +20,7 @@ import importlib
 import math
 import operator
 import pkgutil
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -47,6 +47,11 @@ class Claim:
         comparison: how ``measured`` is compared with ``threshold`` (">=", "<", ...; free text
             for compound checks, which must then say how ``holds`` was decided in ``detail``).
         detail: anything a reader needs to judge it (standard errors, sample sizes).
+        known_failure: empty for an ordinary claim. A claim of the notes (or of an issue) that
+            was measured honestly and found not to hold, reliably or at all, carries here the
+            reason in words. Its verdict is still computed and reported as it is; it just does
+            not make the run fail (like pytest's ``xfail``), so the tour's exit status keeps
+            guarding every other claim.
 
     Prefer the constructors :meth:`at_least` and :meth:`at_most`, which compute ``holds``.
     """
@@ -57,32 +62,67 @@ class Claim:
     holds: bool
     comparison: str = ">="
     detail: str = ""
+    known_failure: str = ""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "measured", float(self.measured))
         object.__setattr__(self, "threshold", float(self.threshold))
         object.__setattr__(self, "holds", bool(self.holds))
+        if self.known_failure and not self.known_failure.strip():
+            raise ValueError("known_failure must say why the claim does not hold")
+
+    @property
+    def verdict(self) -> str:
+        """One of :data:`VERDICTS`: see :func:`verdict`."""
+        return verdict(self.to_dict())
 
     @classmethod
     def compare(
-        cls, statement: str, measured: float, comparison: str, threshold: float, detail: str = ""
+        cls,
+        statement: str,
+        measured: float,
+        comparison: str,
+        threshold: float,
+        detail: str = "",
+        *,
+        known_failure: str = "",
     ) -> Claim:
         """A claim whose verdict is ``measured <comparison> threshold`` (NaN never holds)."""
         if comparison not in _COMPARISONS:
             raise ValueError(f"comparison must be one of {list(_COMPARISONS)}, got {comparison!r}")
         measured, threshold = float(measured), float(threshold)
         holds = not math.isnan(measured) and _COMPARISONS[comparison](measured, threshold)
-        return cls(statement, measured, threshold, holds, comparison, detail)
+        return cls(statement, measured, threshold, holds, comparison, detail, known_failure)
 
     @classmethod
-    def at_least(cls, statement: str, measured: float, threshold: float, detail: str = "") -> Claim:
+    def at_least(
+        cls,
+        statement: str,
+        measured: float,
+        threshold: float,
+        detail: str = "",
+        *,
+        known_failure: str = "",
+    ) -> Claim:
         """Holds when ``measured >= threshold``."""
-        return cls.compare(statement, measured, ">=", threshold, detail)
+        return cls.compare(
+            statement, measured, ">=", threshold, detail, known_failure=known_failure
+        )
 
     @classmethod
-    def at_most(cls, statement: str, measured: float, threshold: float, detail: str = "") -> Claim:
+    def at_most(
+        cls,
+        statement: str,
+        measured: float,
+        threshold: float,
+        detail: str = "",
+        *,
+        known_failure: str = "",
+    ) -> Claim:
         """Holds when ``measured <= threshold``."""
-        return cls.compare(statement, measured, "<=", threshold, detail)
+        return cls.compare(
+            statement, measured, "<=", threshold, detail, known_failure=known_failure
+        )
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
@@ -99,6 +139,45 @@ class Outcome:
     @property
     def all_hold(self) -> bool:
         return all(c.holds for c in self.claims)
+
+    @property
+    def unexpected_failures(self) -> int:
+        """Claims that do not hold and are not marked as known failures: these fail a run."""
+        return sum(c.verdict == FAILS for c in self.claims)
+
+
+HOLDS, FAILS, KNOWN, UNKNOWN = "holds", "fails", "known failure", "unknown"
+VERDICTS = (HOLDS, FAILS, KNOWN, UNKNOWN)
+
+
+def verdict(claim: Mapping[str, Any]) -> str:
+    """The verdict of a claim (a :class:`Claim` as a dict, e.g. read from ``outcome.json``).
+
+    ``"holds"``; ``"fails"`` (does not hold, and nobody said it might not: the run fails);
+    ``"known failure"`` (does not hold, as its ``known_failure`` says); ``"unknown"`` (no
+    boolean ``holds``: a malformed record). A known failure that holds in this run is
+    ``"holds"``; :func:`verdict_text` still shows the mark.
+    """
+    holds = claim.get("holds")
+    if not isinstance(holds, bool):
+        return UNKNOWN
+    if holds:
+        return HOLDS
+    return KNOWN if str(claim.get("known_failure") or "").strip() else FAILS
+
+
+def verdict_text(claim: Mapping[str, Any]) -> str:
+    """The verdict in words, for tables: "holds", "does not hold", "does not hold (known)",
+    "holds (marked as a known failure)", "unknown"."""
+    v = verdict(claim)
+    if v == HOLDS and str(claim.get("known_failure") or "").strip():
+        return "holds (marked as a known failure)"
+    return {
+        HOLDS: "holds",
+        FAILS: "does not hold",
+        KNOWN: "does not hold (known)",
+        UNKNOWN: "unknown",
+    }[v]
 
 
 @dataclass(frozen=True)

@@ -33,6 +33,7 @@ from typing import Any
 from urllib.parse import quote
 
 from deepnotes.core.io import atomic_copy, atomic_write_text
+from deepnotes.core.registry import FAILS, HOLDS, KNOWN, UNKNOWN, verdict, verdict_text
 
 __all__ = [
     "OUTCOME_FILE",
@@ -73,8 +74,7 @@ REQUIRED_KEYS: tuple[str, ...] = (
 )
 """Keys every outcome.json must contain; a file missing any of them is reported and skipped."""
 
-_HOLDS_TEXT = {True: "holds", False: "does not hold", None: "unknown"}
-_HOLDS_CLASS = {True: "holds", False: "fails", None: "unknown"}
+_VERDICT_CLASS = {HOLDS: "holds", FAILS: "fails", KNOWN: "known", UNKNOWN: "unknown"}
 
 
 @dataclass
@@ -257,9 +257,13 @@ def format_value(value: Any) -> str:
     return str(value)
 
 
-def _holds_state(claim: dict[str, Any]) -> bool | None:
-    holds = claim.get("holds")
-    return holds if isinstance(holds, bool) else None
+def _detail_text(claim: dict[str, Any]) -> str:
+    """The claim's detail, followed by its known-failure reason when it has one."""
+    detail = str(claim.get("detail") or "")
+    known = str(claim.get("known_failure") or "").strip()
+    if known:
+        detail = f"{detail} Known failure: {known}" if detail else f"Known failure: {known}"
+    return detail
 
 
 def _threshold_text(claim: dict[str, Any]) -> str:
@@ -335,11 +339,38 @@ def claims_markdown(outcomes: Iterable[dict[str, Any]]) -> str:
                 str(claim.get("statement", "")),
                 format_value(claim.get("measured")),
                 _threshold_text(claim),
-                _HOLDS_TEXT[_holds_state(claim)],
-                str(claim.get("detail") or ""),
+                verdict_text(claim),
+                _detail_text(claim),
             ]
             lines.append("| " + " | ".join(_md_cell(cell) for cell in cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def not_holding_markdown(outcomes: Iterable[dict[str, Any]]) -> str:
+    """A markdown list of every claim that does not hold (or holds only this time although it is
+    marked as a known failure), with what was measured and why; ``"(none)"`` when every claim
+    holds.
+
+    Example:
+        >>> out = {"name": "a.b", "claims": [{"statement": "acc >= 0.9", "measured": 0.85,
+        ...        "threshold": 0.9, "comparison": ">=", "holds": False,
+        ...        "known_failure": "too few epochs"}]}
+        >>> print(not_holding_markdown([out]))
+        - `a.b`: acc >= 0.9 — measured 0.85 (>= 0.9): does not hold (known). Why: too few epochs
+    """
+    lines = []
+    for outcome in outcomes:
+        for claim in outcome.get("claims") or []:
+            if verdict(claim) == HOLDS and not claim.get("known_failure"):
+                continue
+            line = (
+                f"- `{outcome.get('name', '')}`: {claim.get('statement', '')} — measured "
+                f"{format_value(claim.get('measured'))} ({_threshold_text(claim)}): "
+                f"{verdict_text(claim)}"
+            )
+            known = str(claim.get("known_failure") or "").strip()
+            lines.append(" ".join((line + (f". Why: {known}" if known else "")).split()))
+    return "\n".join(lines) if lines else "(none)"
 
 
 # --------------------------------------------------------------------------------------------
@@ -363,7 +394,7 @@ td.num { white-space: nowrap; }
 td.val { overflow-wrap: anywhere; }
 .holds { color: #11672c; background: #e6f5ea; font-weight: 600; }
 .fails { color: #9b1c1c; background: #fbe9e9; font-weight: 600; }
-.unknown { color: #7a5b00; background: #fff6d6; font-weight: 600; }
+.unknown, .known { color: #7a5b00; background: #fff6d6; font-weight: 600; }
 .warning { border: 1px solid #e0b400; background: #fff8db; padding: 0.6rem 1rem;
            border-radius: 4px; margin: 1rem 0; }
 .missing { color: #9b1c1c; font-style: italic; }
@@ -395,8 +426,7 @@ def _anchor_ids(outcomes: list[dict[str, Any]]) -> dict[str, str]:
 
 
 def _holds_cell(claim: dict[str, Any]) -> str:
-    state = _holds_state(claim)
-    return f'<td class="{_HOLDS_CLASS[state]}">{_HOLDS_TEXT[state]}</td>'
+    return f'<td class="{_VERDICT_CLASS[verdict(claim)]}">{html.escape(verdict_text(claim))}</td>'
 
 
 def _summary_table(outcomes: list[dict[str, Any]], anchors: dict[str, str]) -> list[str]:
@@ -410,7 +440,7 @@ def _summary_table(outcomes: list[dict[str, Any]], anchors: dict[str, str]) -> l
         link = f'<a href="#{anchors[outcome["name"]]}">{html.escape(outcome["name"])}</a>'
         for claim in outcome["claims"]:
             out.append(
-                f'<tr class="claim {_HOLDS_CLASS[_holds_state(claim)]}-row">'
+                f'<tr class="claim {_VERDICT_CLASS[verdict(claim)]}-row">'
                 f"<td>{link}</td>"
                 f"<td>{html.escape(str(claim.get('statement', '')))}</td>"
                 f'<td class="num">{_e(claim.get("measured"))}</td>'
@@ -437,7 +467,7 @@ def _claims_table(claims: list[dict[str, Any]]) -> list[str]:
             f'<td class="num">{_e(claim.get("measured"))}</td>'
             f'<td class="num">{html.escape(_threshold_text(claim))}</td>'
             f"{_holds_cell(claim)}"
-            f"<td>{html.escape(str(claim.get('detail') or ''))}</td></tr>"
+            f"<td>{html.escape(_detail_text(claim))}</td></tr>"
         )
     out += ["</tbody>", "</table>"]
     return out
@@ -489,8 +519,14 @@ def _experiment_section(
     outcome: dict[str, Any], anchor: str, out_dir: Path, problems: list[str]
 ) -> list[str]:
     claims = outcome["claims"]
-    n_hold = sum(1 for claim in claims if _holds_state(claim) is True)
-    status = "holds" if claims and n_hold == len(claims) else ("fails" if claims else "unknown")
+    verdicts = [verdict(claim) for claim in claims]
+    n_hold = verdicts.count(HOLDS)
+    if not claims:
+        status = "unknown"
+    elif FAILS in verdicts or UNKNOWN in verdicts:
+        status = "fails"
+    else:
+        status = "known" if KNOWN in verdicts else "holds"
     meta_rows = [
         ("run id", format_value(outcome["run_id"])),
         ("preset", format_value(outcome["preset"])),
@@ -563,7 +599,8 @@ def build_report(
     anchors = _anchor_ids(outcomes)
 
     n_claims = sum(len(o["claims"]) for o in outcomes)
-    n_hold = sum(1 for o in outcomes for c in o["claims"] if _holds_state(c) is True)
+    all_verdicts = [verdict(c) for o in outcomes for c in o["claims"]]
+    n_hold, n_known = all_verdicts.count(HOLDS), all_verdicts.count(KNOWN)
 
     body: list[str] = []
     if outcomes:
@@ -607,7 +644,9 @@ def build_report(
         "<h1>deepnotes report</h1>",
         f'<p class="built">Built {html.escape(stamp)} from <code>{html.escape(str(runs))}</code>; '
         f"{len(outcomes)} experiment(s).</p>",
-        f'<p class="count">{n_claims} claims, {n_hold} hold</p>',
+        f'<p class="count">{n_claims} claims, {n_hold} hold'
+        + (f", {n_known} known not to hold" if n_known else "")
+        + "</p>",
         *warning,
         *body,
         "</body>",
