@@ -100,6 +100,9 @@ def test_compare_digits_tiny(tmp_path: Path) -> None:
     assert len(statements) == 5
     for name in ("momentum", "RMSProp", "Adagrad", "Adam"):
         assert any(s.startswith(name) for s in statements)
+    # measured at seeds 0-5, the four comparisons with SGD flip sign: documented known failures
+    marks = [c["known_failure"] for c in record["claims"]]
+    assert all("of the 6 seeds" in mark for mark in marks[:4]) and marks[4] == ""
 
 
 def test_configs_reject_bad_values() -> None:

@@ -66,6 +66,7 @@ def test_dropout_tiny(tmp_path: Path) -> None:
     assert abs(m["mc_kept_fraction"] - 0.5) < 0.05  # p_keep = 1 - 0.5
     assert m["gap_narrowing"] == pytest.approx(m["gap_plain"] - m["gap_dropout"])
     assert record["claims"][2]["holds"] == (m["gap_narrowing"] > 0)
+    assert [bool(c["known_failure"]) for c in record["claims"]] == [False, False, True]
     for figure in record["figures"]:
         assert (result.run_dir / figure).stat().st_size > 0
     assert [Path(f).name for f in record["figures"]] == ["dropout_curves.png", "dropout_mc.png"]
@@ -89,6 +90,8 @@ def test_ensembles_tiny(tmp_path: Path) -> None:
     m = record["metrics"]
     assert len(record["claims"]) == 7
     assert record["claims"][0]["holds"]  # ensemble NLL < mean member NLL: Jensen
+    marked = [i for i, c in enumerate(record["claims"]) if c["known_failure"]]
+    assert marked == [2, 3]  # the snapshot ensemble against a single net of the same cost
     assert m["ensemble_nll"] < m["single_nll"]
     # parameters by hand: full net 64*16+16 + 16*10+10; head-only: one trunk, two heads
     full = 64 * 16 + 16 + 16 * 10 + 10

@@ -905,13 +905,19 @@ def _build(name: str, cfg: CompareConfig, params: list[torch.Tensor], lr: float)
     raise ValueError(f"unknown method {name!r}")
 
 
-@experiment(
-    "optim.compare_digits",
-    topic="optim",
-    config=CompareConfig,
-    draft="with each step tuned on validation, momentum, RMSProp, Adagrad and Adam are not "
-    "reliably below plain SGD on digits (gaps of +-0.01 on a loss near 0.11; 1-3 of 3 seeds)",
-)
+HOLDS_AT_SEEDS = {"momentum": 2, "RMSProp": 4, "Adagrad": 3, "Adam": 4}
+"""Of the quick runs at seeds 0-5, how many had the method below SGD (measured, not a bar)."""
+
+
+def _compare_fails(name: str) -> str:
+    return (
+        f"with every step size chosen on validation, {name} is below SGD at "
+        f"{HOLDS_AT_SEEDS[name]} of the 6 seeds 0-5: on the digits the gaps (about +-0.01 on a "
+        "validation loss near 0.11) are as large as the seed-to-seed noise"
+    )
+
+
+@experiment("optim.compare_digits", topic="optim", config=CompareConfig)
 def compare_digits(cfg: CompareConfig, ctx: RunContext) -> Outcome:
     """Momentum and adaptive methods reach a lower validation loss than SGD in equal epochs."""
     splits = digits(seed=ctx.seed)
@@ -991,6 +997,7 @@ def compare_digits(cfg: CompareConfig, ctx: RunContext) -> Outcome:
             detail=f"{name} {best_loss[name]:.4f} (step {chosen[name][0]:g}) vs SGD {sgd:.4f} "
             f"(step {chosen['SGD'][0]:g}); each the lowest validation loss over epochs at the "
             "step chosen on validation from its grid",
+            known_failure=_compare_fails(name),
         )
         for name in ("momentum", "RMSProp", "Adagrad", "Adam")
         if name in chosen and "SGD" in chosen

@@ -150,13 +150,14 @@ def _fit_epochwise(
     return history
 
 
-@experiment(
-    "vision.dropout",
-    topic="vision",
-    config=DropoutConfig,
-    draft="on 150 training digits dropout does not measurably narrow the train/validation gap "
-    "(-0.1 to +0.5 points, within 1-2 SE over seeds 0-2)",
+DROPOUT_GAP_FAILS = (
+    "on 150 training digits both nets reach training accuracy 1, and dropout changes the "
+    "validation accuracy by -0.1 to +0.5 points at seeds 0-2 (within 1-2 standard errors); the "
+    "loss gap does not narrow either (0.34-0.36 with and without)"
 )
+
+
+@experiment("vision.dropout", topic="vision", config=DropoutConfig)
 def dropout(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
     """Inverted dropout keeps E[activation], is off at test time, and narrows the train/val gap."""
     splits = digits(seed=ctx.seed)
@@ -259,6 +260,7 @@ def dropout(cfg: DropoutConfig, ctx: RunContext) -> Outcome:
                 ">",
                 0.0,
                 detail=detail_gap,
+                known_failure=DROPOUT_GAP_FAILS,
             ),
         ],
     )
@@ -493,13 +495,15 @@ def _logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return model(x).cpu()
 
 
-@experiment(
-    "vision.ensembles",
-    topic="vision",
-    config=EnsemblesConfig,
-    draft="the snapshot ensemble (5 cycles of 6 epochs) is less accurate than a single net of "
-    "the same cost at seeds 0-2: its early snapshots are weak and barely diverse",
+SNAPSHOT_FAILS = (
+    "at seeds 0-2 the snapshot ensemble (5 cosine cycles of 6 epochs) scores 0.975 test "
+    "accuracy against 0.977-0.983 for a single net of the same cost, and a lower NLL at one "
+    "seed of three: its early snapshots, each trained for a sixth of the budget, are weak "
+    "(0.971-0.977) and barely diverse. The notes only say snapshots make an ensemble cheaper"
 )
+
+
+@experiment("vision.ensembles", topic="vision", config=EnsemblesConfig)
 def ensembles(cfg: EnsemblesConfig, ctx: RunContext) -> Outcome:
     """Prediction averaging works; parameter averaging only along one trajectory; cheap variants."""
     splits = digits(seed=ctx.seed)
@@ -715,6 +719,7 @@ def ensembles(cfg: EnsemblesConfig, ctx: RunContext) -> Outcome:
                 detail=same_cost
                 + "; snapshots alone: "
                 + ", ".join(f"{s['acc']:.3f}" for s in snap_each),
+                known_failure=SNAPSHOT_FAILS,
             ),
             Claim.compare(
                 "a snapshot ensemble has a lower test NLL than a single net trained for the "
@@ -723,6 +728,7 @@ def ensembles(cfg: EnsemblesConfig, ctx: RunContext) -> Outcome:
                 "<",
                 single_nll,
                 detail=same_cost,
+                known_failure=SNAPSHOT_FAILS,
             ),
             Claim.at_least(
                 f"averaging the weights of {n} independently trained nets fails: its accuracy "

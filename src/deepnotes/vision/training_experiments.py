@@ -230,13 +230,16 @@ def is_bad_scale(scale: float) -> bool:
     return abs(math.log10(scale)) >= math.log10(BAD_SCALE_FACTOR) - 1e-9
 
 
-@experiment(
-    "vision.batchnorm_init",
-    topic="vision",
-    config=BNInitConfig,
-    draft="with BN the 10x-He initialisation reaches 0.85-0.88 validation accuracy in the quick "
-    "budget, under the 0.9 bar (BN's scale invariance shrinks its effective step 100x)",
+BN_LARGE_SCALE_FAILS = (
+    "with weights 10x He's, BN nets reach 0.84-0.88 validation accuracy at seeds 0-2 in the "
+    "quick budget and 0.87-0.91 in the full one. BN makes the forward pass of a layer "
+    "independent of its weights' scale, but their gradient shrinks by the same factor, so "
+    "weights 10x too large move with a step 100x smaller; and the output layer, which no BN "
+    "follows, starts 10x too confident"
 )
+
+
+@experiment("vision.batchnorm_init", topic="vision", config=BNInitConfig)
 def batchnorm_init(cfg: BNInitConfig, ctx: RunContext) -> Outcome:
     """BatchNorm trains from initial scales at which the plain net stalls or diverges."""
     splits = digits(seed=ctx.seed)
@@ -282,7 +285,12 @@ def batchnorm_init(cfg: BNInitConfig, ctx: RunContext) -> Outcome:
 
     bad = [s for s in cfg.scales if is_bad_scale(s)]
     good = [s for s in cfg.scales if not is_bad_scale(s)]
-    bn_min = min(acc[n, s] for n in ("before", "after") for s in cfg.scales)
+    small = [s for s in cfg.scales if s <= 1.0]  # at or below He's scale
+    large = [s for s in cfg.scales if s > 1.0]
+
+    def bn_min(scales: list[float]) -> float:
+        return min((acc[n, s] for n in ("before", "after") for s in scales), default=math.nan)
+
     plain_bad_max = max((acc["none", s] for s in bad), default=math.nan)
     plain_good_min = min((acc["none", s] for s in good), default=math.nan)
 
@@ -322,33 +330,45 @@ def batchnorm_init(cfg: BNInitConfig, ctx: RunContext) -> Outcome:
         f"val_acc_{norm}_x{scale:g}": acc[norm, scale] for norm, scale in acc
     }
     metrics["diverged"] = diverged_names
+    claims = [
+        Claim.at_least(
+            f"with BatchNorm (before or after the nonlinearity) every init scale at or below "
+            f"He's ({_scales_text(small)} x He) trains to validation accuracy >= {GOOD_ACC:g}",
+            bn_min(small),
+            GOOD_ACC,
+            detail=f"smallest over these scales and both placements; {setting}",
+        )
+    ]
+    if large:
+        claims.append(
+            Claim.at_least(
+                f"with BatchNorm (before or after the nonlinearity) every init scale above He's "
+                f"({_scales_text(large)} x He) trains to validation accuracy >= {GOOD_ACC:g}",
+                bn_min(large),
+                GOOD_ACC,
+                detail=f"smallest over these scales and both placements; {setting}",
+                known_failure=BN_LARGE_SCALE_FAILS,
+            )
+        )
+    claims += [
+        Claim.at_most(
+            f"without BatchNorm the net stalls (validation accuracy <= {STALLED_ACC:g}) at the "
+            f"bad scales {_scales_text(bad)} x He",
+            plain_bad_max,
+            STALLED_ACC,
+            detail=f"largest over the bad scales (10x or more away from He's); a diverged fit "
+            f"scores the accuracy of the model it left; {setting}",
+        ),
+        Claim.at_least(
+            "control: without BatchNorm the net trains at the good scales "
+            f"{_scales_text(good)} x He (validation accuracy >= {GOOD_ACC:g})",
+            plain_good_min,
+            GOOD_ACC,
+            detail=setting,
+        ),
+    ]
     return Outcome(
-        metrics=metrics,
-        figures=[ctx.savefig(fig, "accuracy_vs_init_scale")],
-        claims=[
-            Claim.at_least(
-                f"with BatchNorm (before or after the nonlinearity) every init scale "
-                f"({_scales_text(cfg.scales)} x He) trains to validation accuracy >= {GOOD_ACC:g}",
-                bn_min,
-                GOOD_ACC,
-                detail=f"smallest over scales and both placements; {setting}",
-            ),
-            Claim.at_most(
-                f"without BatchNorm the net stalls (validation accuracy <= {STALLED_ACC:g}) at "
-                f"the bad scales {_scales_text(bad)} x He",
-                plain_bad_max,
-                STALLED_ACC,
-                detail=f"largest over the bad scales (10x or more away from He's); a diverged "
-                f"fit scores the accuracy of the model it left; {setting}",
-            ),
-            Claim.at_least(
-                "control: without BatchNorm the net trains at the good scales "
-                f"{_scales_text(good)} x He (validation accuracy >= {GOOD_ACC:g})",
-                plain_good_min,
-                GOOD_ACC,
-                detail=setting,
-            ),
-        ],
+        metrics=metrics, figures=[ctx.savefig(fig, "accuracy_vs_init_scale")], claims=claims
     )
 
 
@@ -390,13 +410,15 @@ class InitConfig:
         return cls(depth=24)
 
 
-@experiment(
-    "vision.init",
-    topic="vision",
-    config=InitConfig,
-    draft="Xavier keeps each layer's variance ratio near 1 (1.05-1.08) but not the variance "
-    "within a factor 2 across 24 tanh layers (max/min 3.9-5.9): tanh compresses, ~1/(2l)",
+XAVIER_DEPTH_FAILS = (
+    "each linear layer keeps the variance (ratio 1.05-1.08 at seeds 0-2), but tanh does not: "
+    "E[tanh(z)^2] ~ v - 2v^2 < v, so Var(a_l) decays like 1/(2l) and falls 3.9-5.9x over "
+    "layers 5..24; the mean-field recursion predicts 4.8x. The notes' derivation assumes "
+    "Var(tanh(z)) = Var(z), exact only as v -> 0"
 )
+
+
+@experiment("vision.init", topic="vision", config=InitConfig)
 def initialisation(cfg: InitConfig, ctx: RunContext) -> Outcome:
     """Xavier keeps the variance of a deep tanh net; N(0,1) saturates, N(0,0.01^2) vanishes."""
     splits = digits(seed=ctx.seed)
@@ -531,6 +553,7 @@ def initialisation(cfg: InitConfig, ctx: RunContext) -> Outcome:
                 detail=f"{setting}. The notes assume Var(a) = Var(z) (tanh linear); in fact "
                 "E[tanh(z)^2] ~ v - 2v^2, so the variance decays like 1/(2l); the mean-field "
                 f"recursion predicts a spread of {predicted_spread:.2f} over these layers",
+                known_failure=XAVIER_DEPTH_FAILS,
             ),
             Claim.at_most(
                 f"Xavier: the tanh units do not saturate (mean fraction with |a| > "
@@ -591,7 +614,10 @@ class ActivationsConfig:
     batch_size: int = 64
     """Minibatch size."""
     grad_batch: int = 256
-    """Training digits in the batch used to measure gradient flow at initialisation."""
+    """Training digits in each batch used to measure gradient flow at initialisation."""
+    flow_repeats: int = 10
+    """Initialisations (each with its own batch) the gradient flow is averaged over (geometric
+    mean): one initialisation gives a ratio anywhere from 7 to 15."""
 
     def __post_init__(self) -> None:
         require(self.depth >= 2, f"depth must be >= 2, got {self.depth}")
@@ -602,24 +628,48 @@ class ActivationsConfig:
         )
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         require(self.batch_size >= 1 and self.grad_batch >= 1, "batch sizes must be >= 1")
+        require(self.flow_repeats >= 1, f"flow_repeats must be >= 1, got {self.flow_repeats}")
 
     @classmethod
     def quick(cls) -> ActivationsConfig:
         return cls(epochs=15)
 
 
-@experiment(
-    "vision.activations",
-    topic="vision",
-    config=ActivationsConfig,
-    draft="at lr 0.5 only 0.2-4.5% of ReLU units die (bar 10%), and the large step does not kill "
-    "more than the small one; lr 1.0 diverges",
+RELU_DEATH_FAILS = (
+    "on the digits, with He init and plain SGD, the largest stable step (lr 0.5; at 1.0 ReLU, "
+    "Leaky ReLU and ELU nets diverge) leaves 0.2-4.3% of ReLU units dead at seeds 0-2, and "
+    "about as many as lr 0.05 does (differences -0.8 to +3.1 points)"
 )
+
+
+def _gradient_flow(
+    cfg: ActivationsConfig,
+    ctx: RunContext,
+    activation: str,
+    repeat: int,
+    num_classes: int,
+    x: torch.Tensor,
+    y: torch.Tensor,
+) -> np.ndarray:
+    """||dL/dW_l|| of every layer of a fresh net (initialisation ``repeat``) on a random batch."""
+    pick = torch.randperm(len(x), generator=ctx.generator(5000 + repeat))[: cfg.grad_batch]
+    net = plain_mlp(
+        64,
+        cfg.width,
+        cfg.depth,
+        num_classes,
+        activation=activation,
+        init=cfg.init,
+        generator=ctx.generator(6000 + 100 * repeat + ACTIVATIONS.index(activation)),
+    )
+    return layer_gradient_norms(net, x[pick], y[pick]).numpy()
+
+
+@experiment("vision.activations", topic="vision", config=ActivationsConfig)
 def activations(cfg: ActivationsConfig, ctx: RunContext) -> Outcome:
     """A large step kills ReLU units; Leaky ReLU and ELU cannot die; sigmoid starves gradients."""
     splits = digits(seed=ctx.seed)
     x_train, y_train = splits.train.tensors
-    pick = torch.randperm(len(x_train), generator=ctx.generator(999))[: cfg.grad_batch]
     lrs = {"small": cfg.small_lr, "large": cfg.large_lr}
     flow, dead, negative, acc, status = {}, {}, {}, {}, {}
     with ctx.progress(len(ACTIVATIONS) * len(lrs), "fits") as bar:
@@ -636,8 +686,13 @@ def activations(cfg: ActivationsConfig, ctx: RunContext) -> Outcome:
                     generator=ctx.generator(offset),
                 )
 
+            flow[act] = np.stack(
+                [
+                    _gradient_flow(cfg, ctx, act, r, splits.num_classes, x_train, y_train)
+                    for r in range(cfg.flow_repeats)
+                ]
+            )  # (R, L + 1)
             initial = build()
-            flow[act] = layer_gradient_norms(initial, x_train[pick], y_train[pick]).numpy()
             dead[act, "init"] = dead_unit_fraction(initial, x_train, "zero_output")
             for step, lr in lrs.items():
                 net = build()  # the same initial weights for both steps
@@ -678,7 +733,7 @@ def activations(cfg: ActivationsConfig, ctx: RunContext) -> Outcome:
                 bar.advance()
 
     def decay(act: str) -> float:  # first / last hidden layer's gradient norm at init
-        return float(flow[act][0] / flow[act][cfg.depth - 1])
+        return _geomean(flow[act][:, 0] / flow[act][:, cfg.depth - 1])
 
     fig, axes = figure(ncols=3, size=(4.6, 3.9))
     positions = np.arange(len(ACTIVATIONS))
@@ -722,12 +777,13 @@ def activations(cfg: ActivationsConfig, ctx: RunContext) -> Outcome:
     axes[0].legend(fontsize=7)
     layers = np.arange(1, cfg.depth + 2)
     for act in ACTIVATIONS:
-        axes[1].plot(layers, flow[act], marker="o", label=ACTIVATION_LABELS[act])
+        geomean = np.exp(np.log(flow[act]).mean(axis=0))
+        axes[1].plot(layers, geomean, marker="o", label=ACTIVATION_LABELS[act])
     axes[1].set_yscale("log")
     axes[1].set_xticks(layers)
     axes[1].set_xlabel(f"layer ({cfg.depth + 1} = output layer)")
     axes[1].set_ylabel("||dL/dW_l|| at initialisation")
-    axes[1].set_title("gradient flow", fontsize=10)
+    axes[1].set_title(f"gradient flow (geometric mean of {cfg.flow_repeats} inits)", fontsize=10)
     axes[1].legend(fontsize=7)
     axes[2].set_ylim(0, 1.02)
     axes[2].set_ylabel("validation accuracy (selected epoch)")
@@ -767,6 +823,7 @@ def activations(cfg: ActivationsConfig, ctx: RunContext) -> Outcome:
                 dead["relu", "large"],
                 DEAD_AFTER_LARGE_STEP,
                 detail=setting,
+                known_failure=RELU_DEATH_FAILS,
             ),
             Claim.at_least(
                 f"the large step kills more ReLU units than the small one (difference of dead "
@@ -776,6 +833,7 @@ def activations(cfg: ActivationsConfig, ctx: RunContext) -> Outcome:
                 detail=f"dead at init: {dead['relu', 'init']:.3f}, after lr {cfg.small_lr:g}: "
                 f"{dead['relu', 'small']:.3f}, after lr {cfg.large_lr:g}: "
                 f"{dead['relu', 'large']:.3f}; {setting}",
+                known_failure=RELU_DEATH_FAILS,
             ),
             Claim.at_most(
                 "Leaky ReLU and ELU have no dead units at either step (their output is nonzero "
@@ -791,8 +849,9 @@ def activations(cfg: ActivationsConfig, ctx: RunContext) -> Outcome:
                 "sigmoid",
                 decay("relu") / decay("sigmoid"),
                 FLOW_ADVANTAGE,
-                detail=f"first / last hidden-layer gradient norm: ReLU {decay('relu'):.3g}, "
-                f"sigmoid {decay('sigmoid'):.3g}; {cfg.grad_batch} training digits",
+                detail=f"first / last hidden-layer gradient norm, geometric mean over "
+                f"{cfg.flow_repeats} initialisations with batches of {cfg.grad_batch} training "
+                f"digits: ReLU {decay('relu'):.3g}, sigmoid {decay('sigmoid'):.3g}",
             ),
             Claim.at_least(
                 f"with the ordinary step (lr {cfg.small_lr:g}) ReLU reaches a validation "
