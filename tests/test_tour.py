@@ -70,7 +70,7 @@ def test_tour_exit_1_and_goes_on_when_one_fails(tmp_path: Path, tour_topic) -> N
 def test_known_failures_are_reported_but_do_not_fail_the_tour(tmp_path: Path, tour_topic) -> None:
     @experiment("tourtest.known", topic="tourtest", config=TinyConfig)
     def _known(cfg: TinyConfig, ctx) -> Outcome:
-        """A claim that does not hold, documented as such."""
+        """A claim that does not hold, documented as such: E[x] < 2."""
         return Outcome(
             claims=[Claim.at_least("two", cfg.value, 2, known_failure="one is less than two")]
         )
@@ -80,6 +80,7 @@ def test_known_failures_are_reported_but_do_not_fail_the_tour(tmp_path: Path, to
     assert result.exit_code == 0, result.output
     assert "1/2 claims hold, 1 known not to hold; 0 experiments failed" in text
     assert "known failure: one is less than two" in text
+    assert "documented as such: E[x] < 2." in text  # brackets are text, not console markup
     record = json.loads(next(tmp_path.glob("tourtest.known/*/outcome.json")).read_text())
     assert record["all_hold"] is False and record["unexpected_failures"] == 0
     assert record["claims"][0]["holds"] is False  # reported as it is

@@ -170,7 +170,7 @@ def tour(
     failures: list[tuple[str, str]] = []
     t0 = time.perf_counter()
     for i, exp in enumerate(exps, start=1):
-        console.print(f"[bold]({i}/{len(exps)}) {exp.name}[/] — {exp.description}")
+        console.print(f"[bold]({i}/{len(exps)}) {exp.name}[/] — {escape(exp.description)}")
         try:
             result = run_experiment(
                 exp.name, preset=preset, seed=seed, device=device, out=out, threads=threads

@@ -238,6 +238,71 @@ def test_bad_arguments_raise() -> None:
         Trainer(model, opt, ctx, epochs=1, grad_clip=0.0)
     with pytest.raises(ValueError, match="optimizer must be"):
         make_optimizer("lbfgs", model.parameters(), lr=0.1)
+    with pytest.raises(ValueError, match="keep must be 'best' or 'last'"):
+        Trainer(model, opt, ctx, epochs=1, keep="middle")
+
+
+def test_keep_last_leaves_the_final_weights_and_tests_them(tmp_path: Path) -> None:
+    train, val, test = blobs(200, 1), blobs(100, 2, flip=True), blobs(100, 3)
+    model = mlp()
+    trainer = Trainer(
+        model,
+        torch.optim.SGD(model.parameters(), lr=0.05),
+        make_ctx(tmp_path),
+        epochs=5,
+        batch_size=16,
+        progress=False,
+        keep="last",
+    )
+    result = trainer.fit(train, val, test)
+    # the flipped validation set gets worse as the model learns: the best epoch is the first
+    assert result.best_epoch == 1 and result.kept_epoch == 5
+    last = result.history[-1]
+    assert trainer.evaluate(val)["loss"] == pytest.approx(last["val_loss"], 1e-6)
+    with torch.no_grad():
+        assert torch.allclose(result.test_outputs, model(test.tensors[0]))
+
+
+def test_epoch_hook_sees_each_epochs_weights_and_extends_the_record(tmp_path: Path) -> None:
+    train, val = blobs(200, 1), blobs(100, 2)
+    model = mlp(dropout=0.5)
+    seen: list[int] = []
+
+    def score_train_in_eval_mode(trainer: Trainer, epoch: int) -> dict[str, float]:
+        seen.append(epoch)
+        stats = trainer.evaluate(train)  # eval mode: no dropout masks
+        return {"train_eval_loss": stats["loss"], "train_eval_acc": stats["acc"]}
+
+    ctx = make_ctx(tmp_path)
+    trainer = Trainer(
+        model,
+        torch.optim.Adam(model.parameters(), lr=0.01),
+        ctx,
+        epochs=3,
+        batch_size=16,
+        progress=False,
+        keep="last",
+        on_epoch_end=score_train_in_eval_mode,
+    )
+    result = trainer.fit(train, val)
+    ctx.metrics.flush()
+    assert seen == [1, 2, 3]
+    assert trainer.evaluate(train)["loss"] == pytest.approx(result.history[-1]["train_eval_loss"])
+    # the running, masked training loss differs from the eval-mode one on the same epoch
+    assert result.history[-1]["train_loss"] != result.history[-1]["train_eval_loss"]
+    logged = [r for r in read_metrics(tmp_path / "metrics.jsonl") if "train_eval_acc" in r]
+    assert len(logged) == 3
+
+    clashing = Trainer(
+        mlp(),
+        torch.optim.SGD(model.parameters(), lr=0.1),
+        make_ctx(tmp_path / "b"),
+        epochs=1,
+        progress=False,
+        on_epoch_end=lambda trainer, epoch: {"val_loss": 0.0},
+    )
+    with pytest.raises(ValueError, match=r"reserved keys \['val_loss'\]"):
+        clashing.fit(train, val)
 
 
 def _fit(tmp_path: Path, resume: bool, crash_after: int | None = None):

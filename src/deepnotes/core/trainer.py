@@ -54,6 +54,10 @@ from deepnotes.core.seeding import rng_state, set_rng_state
 MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """A metric maps (model output, target) to one value per example; the Trainer averages them."""
 
+EpochHook = Callable[["Trainer", int], Mapping[str, float] | None]
+"""Called as ``hook(trainer, epoch)`` after each epoch's validation, while the model holds that
+epoch's weights; the numbers it returns join the epoch's record."""
+
 
 def accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
     """1.0 where the arg-max class equals the target, else 0.0 (one value per example)."""
@@ -62,7 +66,8 @@ def accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
 
 @dataclass
 class FitResult:
-    """What :meth:`Trainer.fit` returns. The model holds the selected (best) weights."""
+    """What :meth:`Trainer.fit` returns. The model holds the weights of ``kept_epoch``: the
+    epoch selected on validation (``best_epoch``), or the last one with ``keep="last"``."""
 
     best_epoch: int
     epochs_run: int
@@ -72,6 +77,7 @@ class FitResult:
     test: dict[str, float] | None = None
     test_outputs: torch.Tensor | None = None
     seconds: float = 0.0
+    kept_epoch: int = 0
 
 
 @dataclass
@@ -113,6 +119,11 @@ class Trainer:
         log: log per-epoch records to ``metrics.jsonl``.
         explode_factor: treat a training loss above ``explode_factor`` times the first step's
             loss as divergence (None: only non-finite losses).
+        keep: the weights the model holds after ``fit`` and the test set is scored with:
+            "best" (the epoch selected on validation) or "last" (the final epoch's, for
+            experiments about where training ends, such as snapshots or weight averages).
+        on_epoch_end: an :data:`EpochHook`, e.g. to score the training set in eval mode; what it
+            returns is added to the epoch's record (history, ``metrics.jsonl``, checkpoint).
     """
 
     def __init__(
@@ -137,8 +148,12 @@ class Trainer:
         progress: bool = True,
         log: bool = True,
         explode_factor: float | None = 1e4,
+        keep: str = "best",
+        on_epoch_end: EpochHook | None = None,
     ) -> None:
         self.metrics = dict({"acc": accuracy} if metrics is None else metrics)
+        if keep not in ("best", "last"):
+            raise ValueError(f"keep must be 'best' or 'last', got {keep!r}")
         if select != "loss" and select not in self.metrics:
             raise ValueError(
                 f"select must be 'loss' or one of {sorted(self.metrics)}, got {select!r}"
@@ -169,6 +184,8 @@ class Trainer:
         self.show_progress = progress
         self.log_records = log
         self.explode_factor = explode_factor
+        self.keep = keep
+        self.on_epoch_end = on_epoch_end
         self.world = ctx.distributed.world_size
         self.rank = ctx.distributed.rank
         self._test_done = False
@@ -179,7 +196,8 @@ class Trainer:
         return self.ctx.out_dir / "checkpoints" / f"{self.tag}.pt"
 
     def fit(self, train: Dataset, val: Dataset, test: Dataset | None = None) -> FitResult:
-        """Train on ``train``, select on ``val``, then evaluate ``test`` once with the best model.
+        """Train on ``train``, select on ``val``, then evaluate ``test`` once with the kept model
+        (the selected one unless ``keep="last"``).
 
         Raises:
             DivergenceError: at the first non-finite training loss.
@@ -225,8 +243,14 @@ class Trainer:
                     **{f"train_{k}": v for k, v in train_stats.items()},
                     **{f"val_{k}": v for k, v in val_stats.items()},
                     "lr": self.optimizer.param_groups[0]["lr"],
-                    "seconds": round(time.perf_counter() - t_epoch, 4),
                 }
+                if self.on_epoch_end is not None:
+                    extra = self.on_epoch_end(self, epoch) or {}
+                    clash = sorted(set(extra) & set(record))
+                    if clash:
+                        raise ValueError(f"on_epoch_end returned reserved keys {clash}")
+                    record.update({k: float(v) for k, v in extra.items()})
+                record["seconds"] = round(time.perf_counter() - t_epoch, 4)
                 state.history.append(record)
                 self._select(state, epoch, val_stats[self.select])
                 state.epoch = epoch
@@ -244,7 +268,7 @@ class Trainer:
                     val_loss=val_stats["loss"],
                     **{f"val_{k}": val_stats[k] for k in self.metrics},
                 )
-        if state.best_weights is not None:
+        if self.keep == "best" and state.best_weights is not None:
             self.model.load_state_dict(state.best_weights)
         best = {
             k[4:]: v for k, v in state.history[state.best_epoch - 1].items() if k.startswith("val_")
@@ -255,6 +279,7 @@ class Trainer:
             stopped_early=state.stopped_early,
             best=best,
             history=state.history,
+            kept_epoch=state.best_epoch if self.keep == "best" else state.epoch,
         )
         if test is not None:
             result.test, result.test_outputs = self.evaluate_test(test)
