@@ -5,13 +5,12 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 import deepnotes.vision.zoo_experiments  # noqa: F401  (registers the experiments)
 from deepnotes.core.config import preset
 from deepnotes.core.context import run_experiment
 from deepnotes.core.errors import ConfigError
-from deepnotes.vision.zoo_experiments import DigitsCNNConfig, ParameterCountConfig, RandomShift
+from deepnotes.vision.zoo_experiments import DigitsCNNConfig, ParameterCountConfig
 
 
 def test_parameter_counts_claims_hold(tmp_path: Path) -> None:
@@ -62,21 +61,3 @@ def test_presets_and_config_checks() -> None:
         DigitsCNNConfig(resnet_size=12)
     with pytest.raises(ConfigError, match="vgg_depths"):
         ParameterCountConfig(vgg_depths=(15,))
-
-
-def test_random_shift_translates_with_zero_fill() -> None:
-    images = torch.zeros(1, 1, 8, 8)
-    images[0, 0, 3, 4] = 1.0  # one bright pixel
-    labels = torch.tensor([7])
-    assert torch.equal(RandomShift(images, labels, 0)[0][0], images[0])
-    torch.manual_seed(0)
-    data = RandomShift(images, labels, 2)
-    seen = set()
-    for _ in range(200):
-        image, label = data[0]
-        assert image.shape == (1, 8, 8) and label == 7
-        assert image.sum() == 1.0  # moved, not lost: |shift| <= 2 keeps it inside
-        (row, col) = (image[0] == 1).nonzero()[0].tolist()
-        assert abs(row - 3) <= 2 and abs(col - 4) <= 2
-        seen.add((row, col))
-    assert len(seen) == 25  # every offset in [-2, 2]^2 occurs

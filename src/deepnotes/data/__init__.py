@@ -1,8 +1,10 @@
-"""Data sets: the embedded digits, loaders for files users bring (MNIST IDX, CIFAR-10), splits.
+"""Data sets: the embedded digits, loaders for files users bring (MNIST IDX, CIFAR-10), splits,
+and the random shifts used to augment images.
 
 Nothing here downloads: the digits ship with scikit-learn, everything else is read from a path.
 """
 
+from deepnotes.data.augment import RandomShift
 from deepnotes.data.digits import Splits, digits, load_digits_arrays
 from deepnotes.data.files import (
     load_cifar10,
@@ -15,6 +17,7 @@ from deepnotes.data.files import (
 from deepnotes.data.splits import stratified_split
 
 __all__ = [
+    "RandomShift",
     "Splits",
     "digits",
     "load_cifar10",

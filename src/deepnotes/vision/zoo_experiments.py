@@ -18,14 +18,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
-from torch.utils.data import Dataset, TensorDataset
+from torch.utils.data import TensorDataset
 
 from deepnotes.core.config import require
 from deepnotes.core.context import RunContext
 from deepnotes.core.plotting import figure, training_curves
 from deepnotes.core.registry import Claim, Outcome, experiment
 from deepnotes.core.trainer import FitResult, Trainer, make_optimizer
-from deepnotes.data import digits
+from deepnotes.data import RandomShift, digits
 from deepnotes.vision.models import (
     RESNET_CONFIGS,
     VGG_CONFIGS,
@@ -281,36 +281,6 @@ class DigitsCNNConfig:
 
 
 TARGET_CNN_ACC = 0.98  # the issue's bar for a CNN on the digits (the foundations MLP: 0.97)
-
-
-class RandomShift(Dataset):
-    """A training set whose images are translated by a random integer offset on every access.
-
-    Each image is shifted by ``(dy, dx)`` drawn uniformly from ``[-max_shift, max_shift]`` with
-    the uncovered border filled with 0 (the blank background of the "unit" pixel scale). The
-    offsets come from the global torch generator, which the run seeds and the Trainer's
-    checkpoints save, so runs and resumed runs are reproducible.
-    """
-
-    def __init__(self, images: torch.Tensor, labels: torch.Tensor, max_shift: int) -> None:
-        if images.ndim != 4 or len(images) != len(labels):
-            raise ValueError(
-                f"expected images (N, C, H, W) and labels (N,), got {tuple(images.shape)}, "
-                f"{tuple(labels.shape)}"
-            )
-        self.images, self.labels, self.max_shift = images, labels, max_shift
-
-    def __len__(self) -> int:
-        return len(self.labels)
-
-    def __getitem__(self, index: int) -> tuple[torch.Tensor, torch.Tensor]:
-        image, m = self.images[index], self.max_shift  # (C, H, W)
-        if m == 0:
-            return image, self.labels[index]
-        h, w = image.shape[-2:]
-        dy, dx = torch.randint(-m, m + 1, (2,)).tolist()
-        padded = F.pad(image, (m, m, m, m))  # (C, H + 2m, W + 2m)
-        return padded[:, m + dy : m + dy + h, m + dx : m + dx + w], self.labels[index]
 
 
 def _upsampled(dataset: TensorDataset, size: int) -> tuple[torch.Tensor, torch.Tensor]:
