@@ -89,6 +89,7 @@ def test_compare_digits_tiny(tmp_path: Path) -> None:
             "rmsprop_lrs=0.001",
             "adagrad_lrs=0.03",
             "adam_lrs=0.001,0.003",
+            "replicates=3",
         ],
         tmp_path,
     )
@@ -100,9 +101,16 @@ def test_compare_digits_tiny(tmp_path: Path) -> None:
     assert len(statements) == 5
     for name in ("momentum", "RMSProp", "Adagrad", "Adam"):
         assert any(s.startswith(name) for s in statements)
-    # measured at seeds 0-5, the four comparisons with SGD flip sign: documented known failures
+    # each comparison is the z of a paired mean over fresh replicates
+    for claim, key in zip(
+        record["claims"], ("momentum", "rmsprop", "adagrad", "adam"), strict=False
+    ):
+        mean, se = m[f"sgd_minus_{key}_mean"], m[f"sgd_minus_{key}_se"]
+        assert claim["measured"] == pytest.approx(mean / se)
+        assert claim["threshold"] == 2.0 and "over 3 replicates" in claim["statement"]
+    # measured at seeds 0-2, the four comparisons with SGD go either way: known failures
     marks = [c["known_failure"] for c in record["claims"]]
-    assert all("of the 6 seeds" in mark for mark in marks[:4]) and marks[4] == ""
+    assert all("at seeds 0, 1, 2" in mark for mark in marks[:4]) and marks[4] == ""
 
 
 def test_configs_reject_bad_values() -> None:
@@ -114,3 +122,5 @@ def test_configs_reject_bad_values() -> None:
         DecayConfig(beta=1.0)
     with pytest.raises(ConfigError, match="grid"):
         CompareConfig(sgd_lrs=())
+    with pytest.raises(ConfigError, match="replicates"):
+        CompareConfig(replicates=1)
