@@ -15,6 +15,7 @@ from deepnotes.vision.deep_nets import (
     HiddenLayer,
     ResidualBlock,
     activation_statistics,
+    batchnorm_scale_invariance,
     dead_unit_fraction,
     dead_unit_masks,
     init_std,
@@ -204,3 +205,41 @@ def test_tanh_mean_field_decays_like_one_over_two_l() -> None:
     assert v[-1] * 2 * 200 == pytest.approx(1.0, rel=0.1)  # v_l ~ 1 / (2 l)
     # small variances pass almost unchanged (the notes' linear regime): v - 2 v^2
     assert tanh_mean_field_variances(1e-4, 1)[0] == pytest.approx(1e-4 - 2e-8, rel=1e-6)
+
+
+def test_batchnorm_scale_invariance_and_what_breaks_it() -> None:
+    torch.manual_seed(0)
+    x, y = torch.randn(32, 12, dtype=torch.float64), torch.randint(0, 3, (32,))
+    net = plain_mlp(12, 16, 3, 3, norm="before", generator=torch.Generator().manual_seed(1))
+    net = net.double()
+    before = [p.detach().clone() for p in net.parameters()]
+    exact = batchnorm_scale_invariance(net, x, y, 10.0)
+    assert exact.factor == 10.0
+    assert exact.output_change < 1e-12 and exact.gradient_deviation < 1e-12
+    # with BN's eps left alone the identities hold only up to O(eps / Var z)
+    check = batchnorm_scale_invariance(net, x, y, 10.0, scale_eps=False)
+    assert 1e-9 < check.output_change < 1e-3
+    # ...and shrinking eps by hand brings them back, independently of the eps scaling
+    for module in net.modules():
+        if isinstance(module, nn.BatchNorm1d):
+            module.eps = 1e-12  # torch refuses 0 in training mode
+    tiny = batchnorm_scale_invariance(net, x, y, 10.0, scale_eps=False)
+    assert tiny.output_change < 1e-8 and tiny.gradient_deviation < 1e-8
+    assert all(m.eps == 1e-12 for m in net.modules() if isinstance(m, nn.BatchNorm1d))
+    # the model itself is untouched, gradients cleared, mode restored
+    assert all(torch.equal(a, p) for a, p in zip(before, net.parameters(), strict=True))
+    assert all(p.grad is None for p in net.parameters()) and net.training
+    # an independent check of grad L(cW) = grad L(W) / c by autograd on a hand-scaled copy
+    layer = net.layers[1].linear
+    loss = lambda: F.cross_entropy(net(x), y)  # noqa: E731
+    g = torch.autograd.grad(loss(), layer.weight)[0]
+    with torch.no_grad():
+        layer.weight.mul_(4.0)
+        layer.bias.mul_(4.0)
+    g4 = torch.autograd.grad(loss(), layer.weight)[0]
+    assert torch.allclose(4.0 * g4, g, rtol=1e-4, atol=1e-10)
+    # without BN after the linear map the identities fail, and the function says so
+    with pytest.raises(ValueError, match="no BatchNorm right after a linear layer"):
+        batchnorm_scale_invariance(plain_mlp(12, 16, 3, 3, norm="after"), x.float(), y, 10.0)
+    with pytest.raises(ValueError, match="factor must be > 0"):
+        batchnorm_scale_invariance(net, x, y, 0.0)

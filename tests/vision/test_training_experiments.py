@@ -74,7 +74,9 @@ def test_batchnorm_rescues_a_tiny_init(tmp_path: Path) -> None:
     assert m["val_acc_before_x0.01"] > m["val_acc_none_x0.01"] + 0.3
     assert m["val_acc_after_x0.01"] > m["val_acc_none_x0.01"] + 0.3
     assert m["val_acc_none_x0.01"] < 0.3  # the plain net has not moved from chance
-    small, large, stalls, control = record["claims"]
+    small, large, invariance, stalls, control = record["claims"]
+    assert invariance["holds"] and invariance["measured"] < 1e-12  # an identity, up to rounding
+    assert "by 10 leaves the outputs unchanged" in invariance["statement"]
     assert "(0.01, 1 x He)" in small["statement"] and not small["known_failure"]
     assert "(10 x He)" in large["statement"] and "100x smaller" in large["known_failure"]
     assert "0.01, 10 x He" in stalls["statement"] and "1 x He" in control["statement"]

@@ -39,6 +39,7 @@ experiments.
 
 from __future__ import annotations
 
+import copy
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -396,6 +397,73 @@ class ActivationStats:
         the quantity the Xavier derivation sets to 1."""
         previous = torch.cat([self.out_var.new_tensor([self.input_var]), self.out_var[:-1]])
         return self.pre_var / previous
+
+
+@dataclass(frozen=True)
+class ScaleInvariance:
+    """What multiplying the weights of every BatchNorm-normalised layer by ``factor`` does."""
+
+    factor: float
+    output_change: float
+    """max |logits(c W) - logits(W)| / max |logits(W)|: zero for an exactly invariant net."""
+    gradient_deviation: float
+    """max over those layers of max |c grad(c W) - grad(W)| / max |grad(W)|: zero when every
+    gradient is exactly divided by c."""
+
+
+def batchnorm_scale_invariance(
+    model: DeepMLP, x: torch.Tensor, y: torch.Tensor, factor: float, *, scale_eps: bool = True
+) -> ScaleInvariance:
+    """Check BatchNorm's scale invariance on a batch, the reason large weights train slowly.
+
+    With BN right after a linear layer, ``BN(c W h + c b) = BN(W h + b)`` for every c > 0, so the
+    loss does not change when the layer's parameters are multiplied by c, and differentiating
+    ``L(c W) = L(W)`` gives ``grad L(c W) = grad L(W) / c``: weights c times too large get
+    gradients c times too small, so an SGD step moves them c^2 times less relative to their size.
+    Both nets run in training mode (batch statistics).
+
+    BatchNorm's eps is the one thing that breaks the identities, by O(eps / Var z); with
+    ``scale_eps`` (the default) the scaled copy's eps is multiplied by c^2, which makes them
+    exact, so what is left is rounding. With ``scale_eps=False`` the outputs still agree to about
+    eps / Var z, but a ReLU input that sits that close to the kink can change side, and the
+    gradients of every layer below it then move by a few percent.
+
+    Raises:
+        ValueError: if ``model`` has no layer with BatchNorm between the linear map and the
+            nonlinearity (``norm="before"``), or ``factor`` is not > 0.
+    """
+    if not factor > 0:
+        raise ValueError(f"factor must be > 0, got {factor}")
+    normalised = [
+        i for i, layer in enumerate(model.layers) if isinstance(layer.norm_before, nn.BatchNorm1d)
+    ]
+    if not normalised:
+        raise ValueError("the model has no BatchNorm right after a linear layer (norm='before')")
+    scaled = copy.deepcopy(model)
+    with torch.no_grad():
+        for i in normalised:
+            for param in scaled.layers[i].linear.parameters():
+                param.mul_(factor)
+            if scale_eps:
+                scaled.layers[i].norm_before.eps *= factor**2
+    outputs, grads = [], []
+    for net in (model, scaled):
+        was_training = net.training
+        net.train()
+        net.zero_grad(set_to_none=True)
+        logits = net(x)
+        F.cross_entropy(logits, y).backward()
+        outputs.append(logits.detach())
+        grads.append([net.layers[i].linear.weight.grad.detach().clone() for i in normalised])
+        net.zero_grad(set_to_none=True)
+        net.train(was_training)
+    base, after = outputs
+    output_change = ((after - base).abs().max() / base.abs().max()).item()
+    deviation = max(
+        ((factor * g_c - g).abs().max() / g.abs().max()).item()
+        for g, g_c in zip(grads[0], grads[1], strict=True)
+    )
+    return ScaleInvariance(factor, output_change, deviation)
 
 
 @torch.no_grad()

@@ -26,6 +26,7 @@ from deepnotes.data import digits
 from deepnotes.vision.deep_nets import (
     DeepMLP,
     activation_statistics,
+    batchnorm_scale_invariance,
     dead_unit_fraction,
     layer_gradient_norms,
     plain_mlp,
@@ -181,6 +182,7 @@ def _geomean(values: np.ndarray) -> float:
 GOOD_ACC = 0.9  # "trains to good accuracy": validation accuracy at least this
 STALLED_ACC = 0.5  # "stalls": validation accuracy at most this
 BAD_SCALE_FACTOR = 10.0  # a scale at least 10 times too small or too large is a bad one
+INVARIANCE_TOLERANCE = 1e-9  # an exact identity in float64: only rounding (~1e-16) is left
 NORM_LABELS = {"none": "no BN", "before": "BN before φ", "after": "BN after φ"}
 
 
@@ -330,6 +332,23 @@ def batchnorm_init(cfg: BNInitConfig, ctx: RunContext) -> Outcome:
         f"val_acc_{norm}_x{scale:g}": acc[norm, scale] for norm, scale in acc
     }
     metrics["diverged"] = diverged_names
+
+    # the mechanism behind the large scales: BN's scale invariance, measured on one batch
+    factor = max(large) if large else BAD_SCALE_FACTOR
+    probe = plain_mlp(
+        64,
+        cfg.width,
+        cfg.depth,
+        splits.num_classes,
+        activation=cfg.activation,
+        norm="before",
+        init="he",
+        generator=ctx.generator(len(runs)),
+    ).double()
+    x_probe, y_probe = (t[: cfg.batch_size] for t in splits.train.tensors)
+    invariance = batchnorm_scale_invariance(probe, x_probe.double(), y_probe, factor)
+    metrics["invariance_output_change"] = invariance.output_change
+    metrics["invariance_gradient_deviation"] = invariance.gradient_deviation
     claims = [
         Claim.at_least(
             f"with BatchNorm (before or after the nonlinearity) every init scale at or below "
@@ -351,6 +370,19 @@ def batchnorm_init(cfg: BNInitConfig, ctx: RunContext) -> Outcome:
             )
         )
     claims += [
+        Claim.at_most(
+            f"why large weights train slowly with BN: multiplying the weights of every "
+            f"BN-normalised layer by {factor:g} leaves the outputs unchanged and divides those "
+            f"weights' gradients by {factor:g}, so SGD moves them {factor**2:g}x less relative "
+            "to their size (largest relative deviation from both identities)",
+            max(invariance.output_change, invariance.gradient_deviation),
+            INVARIANCE_TOLERANCE,
+            detail=f"one batch of {len(y_probe)} training digits, BN before the nonlinearity, "
+            f"float64, training mode, BN's eps scaled by {factor**2:g} with the weights (eps is "
+            "the only thing that breaks the identities); outputs changed by "
+            f"{invariance.output_change:.1e}, gradients off 1/{factor:g} by "
+            f"{invariance.gradient_deviation:.1e}",
+        ),
         Claim.at_most(
             f"without BatchNorm the net stalls (validation accuracy <= {STALLED_ACC:g}) at the "
             f"bad scales {_scales_text(bad)} x He",
