@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import platform
 import secrets
+import shutil
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -21,7 +22,7 @@ import torch
 
 from deepnotes.core import config as config_mod
 from deepnotes.core import distributed
-from deepnotes.core.errors import ConfigError
+from deepnotes.core.errors import ConfigError, UsageError
 from deepnotes.core.io import atomic_save, atomic_write_json
 from deepnotes.core.metrics import MetricsLogger
 from deepnotes.core.progress import Progress
@@ -169,6 +170,7 @@ def run_experiment(
     if status == "error":
         raise ConfigError(value)
     run_dir, cfg, seed, preset = value
+    fresh = not resume and not run_dir.exists()
     if info.is_main:
         atomic_write_json(
             run_dir / "config.json",
@@ -200,6 +202,13 @@ def run_experiment(
         torch.set_num_threads(threads)
     try:
         outcome = exp.fn(cfg, ctx)
+    except UsageError:
+        # the experiment refused its input (a data file it cannot read, say): a new run folder
+        # holds nothing worth keeping, so it goes, and bad input leaves nothing behind
+        if fresh and info.is_main:
+            ctx.metrics.path = None  # the flush below must not bring the folder back
+            shutil.rmtree(run_dir, ignore_errors=True)
+        raise
     finally:
         ctx.metrics.flush()
         torch.set_num_threads(previous_threads)

@@ -1,5 +1,5 @@
-"""Data sets: the embedded digits, loaders for files users bring (MNIST IDX, CIFAR-10), splits,
-and the random shifts used to augment images.
+"""Data sets: the embedded digits, loaders for files users bring (MNIST IDX, CIFAR-10), image
+splits over all three (``image_splits``), and the random shifts used to augment images.
 
 Nothing here downloads: the digits ship with scikit-learn, everything else is read from a path.
 """
@@ -14,12 +14,16 @@ from deepnotes.data.files import (
     write_cifar_batch,
     write_idx,
 )
+from deepnotes.data.images import IMAGE_SOURCES, NATIVE_SIDE, image_splits
 from deepnotes.data.splits import stratified_split
 
 __all__ = [
+    "IMAGE_SOURCES",
+    "NATIVE_SIDE",
     "RandomShift",
     "Splits",
     "digits",
+    "image_splits",
     "load_cifar10",
     "load_digits_arrays",
     "load_mnist",

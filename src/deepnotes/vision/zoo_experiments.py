@@ -5,7 +5,8 @@ Architectures").
   counted: VGG-16 "has roughly 138 million parameters", ResNet-152 "about 60 million", ResNets
   have "substantially fewer parameters than VGG", and the bottleneck block buys depth cheaply.
 - ``vision.digits_cnns``: LeNet-5 and a small ResNet-18 trained on the 8x8 digits (upsampled)
-  with the Trainer.
+  with the Trainer; ``--set data=mnist --set data_root=DIR`` (or ``cifar10``) trains the same
+  two networks on files the user has, for larger runs.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from deepnotes.core.context import RunContext
 from deepnotes.core.plotting import figure, training_curves
 from deepnotes.core.registry import Claim, Outcome, experiment
 from deepnotes.core.trainer import FitResult, Trainer, make_optimizer
-from deepnotes.data import RandomShift, digits
+from deepnotes.data import RandomShift, image_splits
 from deepnotes.vision.models import (
     RESNET_CONFIGS,
     VGG_CONFIGS,
@@ -223,10 +224,17 @@ def _millions(n: float) -> str:
 
 @dataclass(frozen=True)
 class DigitsCNNConfig:
-    """LeNet-5 and a small ResNet trained on the (upsampled) 8x8 digits with the Trainer."""
+    """LeNet-5 and a small ResNet trained with the Trainer on the (upsampled) 8x8 digits, or on
+    MNIST / CIFAR-10 read from a folder for larger runs."""
 
+    data: Literal["digits", "mnist", "cifar10"] = "digits"
+    """The images: the bundled digits, or MNIST / CIFAR-10 files in ``data_root``."""
+    data_root: str = ""
+    """Folder of the MNIST IDX files or the CIFAR-10 python batches (not used for the digits)."""
+    train_limit: int = 0
+    """Use about this many images of the training file (a stratified subsample; 0 = all)."""
     lenet_size: int = 32
-    """Side the 8x8 digits are upsampled to for LeNet-5 (32, its input size in the paper)."""
+    """Side the images are resized to for LeNet-5 (32, its input size in the paper)."""
     lenet_activation: Literal["relu", "tanh"] = "relu"
     """LeNet-5's nonlinearity (the paper's is a scaled tanh)."""
     lenet_pool: Literal["max", "avg"] = "max"
@@ -235,14 +243,15 @@ class DigitsCNNConfig:
     """Epochs of LeNet-5."""
     resnet_depth: Literal[18, 34, 50, 101, 152] = 18
     """Depth of the ResNet (18/34: basic blocks, 50+: bottlenecks)."""
-    resnet_size: int = 16
-    """Side the 8x8 digits are upsampled to for the ResNet (8: no upsampling)."""
+    resnet_size: int = 0
+    """Side the images are resized to for the ResNet; 0: the images' own side, at least 16
+    (digits: 16, MNIST: 28, CIFAR-10: 32)."""
     resnet_width: int = 16
     """Channels of the ResNet's stem and first stage (64 in the paper)."""
     resnet_epochs: int = 30
     """Epochs of the ResNet."""
     shift: int = 1
-    """Largest random translation of a training image, in pixels of the 8x8 original
+    """Largest random translation of a training image, in pixels of the original image
     (zero-filled; 0 disables the augmentation)."""
     optimizer: Literal["sgd", "adam", "adamw"] = "adamw"
     """The optimiser of both networks."""
@@ -257,13 +266,21 @@ class DigitsCNNConfig:
 
     def __post_init__(self) -> None:
         require(
-            self.lenet_size >= 16 and self.lenet_size % 8 == 0,
-            f"lenet_size must be a multiple of 8 and >= 16 (two valid 5x5 convolutions and "
-            f"poolings), got {self.lenet_size}",
+            (self.data == "digits") == (self.data_root == ""),
+            f"data_root names the folder of the {self.data} files"
+            if self.data != "digits"
+            else f"data_root is only for mnist or cifar10 (the digits ship with scikit-learn), "
+            f"got data_root={self.data_root!r} with data='digits'",
         )
         require(
-            self.resnet_size >= 8 and self.resnet_size % 8 == 0,
-            f"resnet_size must be a multiple of 8 and >= 8, got {self.resnet_size}",
+            self.train_limit == 0 or (self.data != "digits" and self.train_limit >= 10),
+            f"train_limit must be 0 (all) or >= 10 and is only for mnist or cifar10, got "
+            f"{self.train_limit} with data={self.data!r}",
+        )
+        require(self.lenet_size >= 16, f"lenet_size must be >= 16, got {self.lenet_size}")
+        require(
+            self.resnet_size == 0 or self.resnet_size >= 8,
+            f"resnet_size must be 0 (the images' own side) or >= 8, got {self.resnet_size}",
         )
         require(self.resnet_width >= 1, f"resnet_width must be >= 1, got {self.resnet_width}")
         require(
@@ -280,27 +297,36 @@ class DigitsCNNConfig:
         return cls(lenet_epochs=30, resnet_epochs=15)
 
 
-TARGET_CNN_ACC = 0.98  # the issue's bar for a CNN on the digits (the foundations MLP: 0.97)
+TARGET_CNN_ACC = {"digits": 0.98, "mnist": 0.98}
+"""Test accuracy bar of each network, per data set: the issue's 0.98 on the digits (the
+foundations MLP's is 0.97); on MNIST the same bar, well below LeNet-5's published 0.95% test
+error (LeCun et al., 1998). The notes give no number for CIFAR-10, so it gets no claim."""
+
+DATA_NAMES = {"digits": "the digits", "mnist": "MNIST", "cifar10": "CIFAR-10"}
 
 
-def _upsampled(dataset: TensorDataset, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Images (N, 1, 8, 8) bilinearly resized to (N, 1, size, size), once, before training."""
+def _resized(dataset: TensorDataset, size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images (N, C, H, W) bilinearly resized to (N, C, size, size), once, before training."""
     images, labels = dataset.tensors[:2]
-    if images.shape[-1] != size:
+    if images.shape[-1] != size or images.shape[-2] != size:
         images = F.interpolate(images, size=(size, size), mode="bilinear", align_corners=False)
     return images, labels
 
 
 @experiment("vision.digits_cnns", topic="vision", config=DigitsCNNConfig)
 def digits_cnns(cfg: DigitsCNNConfig, ctx: RunContext) -> Outcome:
-    """LeNet-5 and a small ResNet reach >= 98% test accuracy on the 8x8 digits."""
-    splits = digits(seed=ctx.seed, normalize="unit", flatten=False)  # (N, 1, 8, 8) in [0, 1]
+    """LeNet-5 and a small ResNet reach >= 98% test accuracy on the digits (or MNIST)."""
+    splits = image_splits(
+        cfg.data, cfg.data_root or None, seed=ctx.seed, train_limit=cfg.train_limit or None
+    )
+    channels, height, _ = splits.input_shape
+    resnet_size = cfg.resnet_size or max(height, 16)
     # both models are built before either trains, so their initialisation depends on the seed only
     builders: dict[str, tuple[Callable[[], nn.Module], int, int]] = {
         "lenet": (
             lambda: LeNet5(
                 splits.num_classes,
-                1,
+                channels,
                 input_size=cfg.lenet_size,
                 activation=cfg.lenet_activation,
                 pool=cfg.lenet_pool,
@@ -310,9 +336,13 @@ def digits_cnns(cfg: DigitsCNNConfig, ctx: RunContext) -> Outcome:
         ),
         "resnet": (
             lambda: resnet(
-                cfg.resnet_depth, splits.num_classes, 1, small_input=True, width=cfg.resnet_width
+                cfg.resnet_depth,
+                splits.num_classes,
+                channels,
+                small_input=True,
+                width=cfg.resnet_width,
             ),
-            cfg.resnet_size,
+            resnet_size,
             cfg.resnet_epochs,
         ),
     }
@@ -320,8 +350,8 @@ def digits_cnns(cfg: DigitsCNNConfig, ctx: RunContext) -> Outcome:
     results: dict[str, FitResult] = {}
     for tag, (_, size, epochs) in builders.items():
         model = models[tag]
-        train = RandomShift(*_upsampled(splits.train, size), max_shift=cfg.shift * size // 8)
-        val, test = (TensorDataset(*_upsampled(d, size)) for d in (splits.val, splits.test))
+        train = RandomShift(*_resized(splits.train, size), max_shift=cfg.shift * size // height)
+        val, test = (TensorDataset(*_resized(d, size)) for d in (splits.val, splits.test))
         trainer = Trainer(
             model,
             make_optimizer(
@@ -352,12 +382,14 @@ def digits_cnns(cfg: DigitsCNNConfig, ctx: RunContext) -> Outcome:
                 f"{tag}_train_seconds": round(result.seconds, 2),
             }
         )
+    where = DATA_NAMES[cfg.data]
+    metrics["n_val"] = len(splits.val)
     figures = []
     for tag, (_, size, _) in builders.items():
         curves = training_curves(
             results[tag].history,
             best_epoch=results[tag].best_epoch,
-            title=f"{names[tag]} on digits at {size}x{size} "
+            title=f"{names[tag]} on {where} at {size}x{size} "
             f"(test accuracy {metrics[f'{tag}_test_acc']:.3f})",
         )
         figures.append(ctx.savefig(curves, f"{tag}_curves"))
@@ -366,30 +398,47 @@ def digits_cnns(cfg: DigitsCNNConfig, ctx: RunContext) -> Outcome:
         if cfg.shift
         else "no augmentation"
     )
-    common = f"{n_test} test images, evaluated once with the epoch selected on validation; "
+    source = (
+        f"{len(splits.train)} training and {len(splits.val)} validation images from the "
+        f"training file, the {n_test} images of the test file"
+        if cfg.data != "digits"
+        else f"{n_test} test images"
+    )
+    common = f"{source}, evaluated once with the epoch selected on validation; "
+    target = TARGET_CNN_ACC.get(cfg.data)
+    if target is None:  # CIFAR-10: measured and drawn, but the notes give no number to meet
+        return Outcome(metrics=metrics, figures=figures, claims=[])
     return Outcome(
         metrics=metrics,
         figures=figures,
         claims=[
             Claim.at_least(
-                "LeNet-5 (conv-pool-conv-pool-FC-FC-FC) reaches test accuracy >= 0.98 on the "
-                "digits",
+                "LeNet-5 (conv-pool-conv-pool-FC-FC-FC) reaches test accuracy >= "
+                f"{target:g} on {where}",
                 lenet.test["acc"],
-                TARGET_CNN_ACC,
-                detail=common + f"epoch {lenet.best_epoch} of {cfg.lenet_epochs}; the 8x8 "
-                f"digits are upsampled bilinearly to {cfg.lenet_size}x{cfg.lenet_size} (a data "
-                "transform, so the paper's two valid 5x5 convolutions fit); "
-                f"{cfg.lenet_activation} and {cfg.lenet_pool} pooling; {augmentation}; "
-                f"{metrics['lenet_params']:,} parameters",
+                target,
+                detail=common
+                + f"epoch {lenet.best_epoch} of {cfg.lenet_epochs}; "
+                + _resize_text(height, cfg.lenet_size)
+                + f" (LeNet-5 was designed for 32x32); {cfg.lenet_activation} and "
+                f"{cfg.lenet_pool} pooling; {augmentation}; {metrics['lenet_params']:,} "
+                "parameters",
             ),
             Claim.at_least(
-                f"a small ResNet-{cfg.resnet_depth} reaches test accuracy >= 0.98 on the digits",
+                f"a small ResNet-{cfg.resnet_depth} reaches test accuracy >= {target:g} on {where}",
                 res.test["acc"],
-                TARGET_CNN_ACC,
+                target,
                 detail=common + f"epoch {res.best_epoch} of {cfg.resnet_epochs}; 3x3 stem "
-                f"without max pooling, width {cfg.resnet_width}, input resized to "
-                f"{cfg.resnet_size}x{cfg.resnet_size}; {augmentation}; "
-                f"{metrics['resnet_params']:,} parameters",
+                f"without max pooling, width {cfg.resnet_width}; "
+                + _resize_text(height, resnet_size)
+                + f"; {augmentation}; {metrics['resnet_params']:,} parameters",
             ),
         ],
     )
+
+
+def _resize_text(side: int, size: int) -> str:
+    if size == side:
+        return f"the {side}x{side} images at their own size"
+    how = "upsampled" if size > side else "downsampled"
+    return f"the {side}x{side} images {how} bilinearly to {size}x{size} before training"
