@@ -281,6 +281,12 @@ def test_derivations_command_reports_every_check() -> None:
     for row in rows:
         assert row["passed"], row
         assert row["max_abs_error"] <= row["tolerance"]
+    # a check measured in standard errors says so in the table, not only in its detail
+    units = {row["name"]: row["unit"] for row in rows}
+    assert units["Xavier initialisation (variance of a linear layer)"] == "SE"
+    assert units["sigmoid derivative"] == ""
+    table = " ".join(invoke("derivations", "--topic", "vision").output.split())
+    assert "4e+00 SE" in table
     bad = invoke("derivations", "--topic", "nosuch")
     assert bad.exit_code == 2 and "no derivations for topic 'nosuch'" in " ".join(
         bad.output.split()

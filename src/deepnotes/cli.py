@@ -250,9 +250,14 @@ def derivations_cmd(
             table.add_column(column, overflow="fold")
         for r in rows:
             verdict = "[green]pass[/]" if r.passed else "[bold red]FAIL[/]"
-            error = f"{r.max_abs_error:.2e}" if not r.error else escape(r.error)
+            unit = f" {r.unit}" if r.unit else ""
+            error = f"{r.max_abs_error:.2e}{unit}" if not r.error else escape(r.error)
             table.add_row(
-                escape(r.name), escape(r.closed_form), error, f"{r.tolerance:.0e}", verdict
+                escape(r.name),
+                escape(r.closed_form),
+                error,
+                f"{r.tolerance:.0e}{unit}",
+                verdict,
             )
         console.print(table)
     if not all(r.passed for r in rows):

@@ -13,7 +13,7 @@ def test_xavier_derivation_is_registered_and_passes() -> None:
     check = entry.fn()
     assert check.passed, check.detail
     assert check.tolerance == SE_TOLERANCE == 4.0
-    assert "standard errors" in check.detail
+    assert "standard errors" in check.detail and check.unit == "SE"
 
 
 def test_wrong_closed_forms_fail() -> None:

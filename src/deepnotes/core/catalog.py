@@ -46,11 +46,14 @@ class Check:
         max_abs_error: largest absolute difference over every entry compared.
         tolerance: the bound it must stay under (float64 round-off unless stated otherwise).
         detail: shapes or points checked, anything a reader needs.
+        unit: the unit of the error and tolerance when they are not plain absolute differences
+            (``"SE"`` for a Monte Carlo check measured in standard errors); empty otherwise.
     """
 
     max_abs_error: float
     tolerance: float = DEFAULT_TOLERANCE
     detail: str = ""
+    unit: str = ""
 
     @property
     def passed(self) -> bool:
@@ -188,6 +191,7 @@ class DerivationRow:
     detail: str = ""
     seconds: float = 0.0
     error: str = ""
+    unit: str = ""
 
 
 def run_derivations(topics: Sequence[str] | None = None) -> list[DerivationRow]:
@@ -205,6 +209,7 @@ def run_derivations(topics: Sequence[str] | None = None) -> list[DerivationRow]:
                 check.tolerance,
                 check.passed,
                 check.detail,
+                unit=check.unit,
             )
         except Exception as err:  # a broken check is a failure to show, not a crash
             row = DerivationRow(

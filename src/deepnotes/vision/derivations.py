@@ -69,6 +69,7 @@ def linear_variance_check(
             f"{SE_TOLERANCE:g} SE; {samples} samples each, W ~ N(0, Var(W)), a ~ uniform; "
             + "; ".join(parts)
         ),
+        unit="SE",
     )
 
 
