@@ -4,7 +4,6 @@ each other, in float64."""
 from __future__ import annotations
 
 import ast
-from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -36,6 +35,7 @@ from deepnotes.mechanics.conv import (
     conv_transpose2d_forward,
     im2col,
 )
+from deepnotes.mechanics.gradcheck import numerical_gradient
 
 RTOL = 1e-7  # max relative error allowed, relative to the largest reference entry
 FAST = settings(max_examples=15, deadline=None)
@@ -47,21 +47,6 @@ def rel_error(ours: np.ndarray, reference: np.ndarray | torch.Tensor) -> float:
     assert ours.shape == ref.shape, (ours.shape, ref.shape)
     scale = max(float(np.max(np.abs(ref), initial=0.0)), 1e-300)
     return float(np.max(np.abs(ours - ref), initial=0.0)) / scale
-
-
-def numerical_gradient(f: Callable[[np.ndarray], float], a: np.ndarray, h: float = 1e-6):
-    """Centred differences (f(a + h e_i) - f(a - h e_i)) / 2h for every entry of ``a``."""
-    grad = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + h
-        up = f(a)
-        flat[i] = old - h
-        down = f(a)
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * h)
-    return grad
 
 
 def leaves(*arrays: np.ndarray) -> list[torch.Tensor]:

@@ -3,8 +3,6 @@ differences, in float64."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 import numpy as np
 import pytest
 import torch
@@ -12,6 +10,9 @@ import torch.nn.functional as F
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from deepnotes.mechanics.gradcheck import (
+    numerical_gradient,  # centred differences, tested on its own
+)
 from deepnotes.mechanics.pooling import (
     avg_pool2d_backward,
     avg_pool2d_forward,
@@ -29,21 +30,6 @@ def rel_error(ours: np.ndarray, reference: np.ndarray | torch.Tensor) -> float:
     assert ours.shape == ref.shape, (ours.shape, ref.shape)
     scale = max(float(np.max(np.abs(ref), initial=0.0)), 1e-300)
     return float(np.max(np.abs(ours - ref), initial=0.0)) / scale
-
-
-def numerical_gradient(f: Callable[[np.ndarray], float], a: np.ndarray, h: float = 1e-6):
-    """Centred differences for every entry of ``a``."""
-    grad = np.zeros_like(a)
-    flat, gflat = a.reshape(-1), grad.reshape(-1)
-    for i in range(flat.size):
-        old = flat[i]
-        flat[i] = old + h
-        up = f(a)
-        flat[i] = old - h
-        down = f(a)
-        flat[i] = old
-        gflat[i] = (up - down) / (2 * h)
-    return grad
 
 
 @st.composite
