@@ -16,7 +16,7 @@ from deepnotes.core.context import RunContext
 from deepnotes.core.errors import DivergenceError
 from deepnotes.core.metrics import MetricsLogger, read_metrics
 from deepnotes.core.schedules import schedule_factor
-from deepnotes.core.trainer import Trainer, accuracy, make_optimizer
+from deepnotes.core.trainer import INNER_FIT, Trainer, accuracy, make_optimizer
 
 
 def make_ctx(tmp_path: Path, resume: bool = False, seed: int = 0) -> RunContext:
@@ -75,6 +75,22 @@ def test_selects_best_validation_epoch_and_restores_its_weights(tmp_path: Path) 
     assert torch.allclose(result.test_outputs, logits)
     assert result.test["acc"] == pytest.approx(accuracy(logits, y_test).mean().item())
     assert result.test["loss"] == pytest.approx(nn.functional.cross_entropy(logits, y_test).item())
+
+
+def test_an_inner_fit_leaves_no_trace_on_disk(tmp_path: Path) -> None:
+    ctx = make_ctx(tmp_path)
+    ctx.show_progress = True  # INNER_FIT must silence the bar even where the run shows one
+    model = mlp()
+    trainer = Trainer(
+        model, torch.optim.SGD(model.parameters(), lr=0.05), ctx, epochs=2, **INNER_FIT
+    )
+    assert (trainer.checkpoint, trainer.show_progress, trainer.log_records) == (False,) * 3
+    result = trainer.fit(blobs(64, 1), blobs(32, 2))
+    ctx.metrics.flush()
+    assert len(result.history) == 2  # the fit still reports everything to its caller
+    assert ctx.metrics.records == [] and list(tmp_path.iterdir()) == []
+    with pytest.raises(TypeError):
+        INNER_FIT["log"] = True  # type: ignore[index]  # shared by every experiment: read-only
 
 
 def test_test_set_is_evaluated_once(tmp_path: Path) -> None:

@@ -171,6 +171,7 @@ def run_experiment(
         raise ConfigError(value)
     run_dir, cfg, seed, preset = value
     fresh = not resume and not run_dir.exists()
+    made_root = fresh and not root.exists()
     if info.is_main:
         atomic_write_json(
             run_dir / "config.json",
@@ -208,6 +209,8 @@ def run_experiment(
         if fresh and info.is_main:
             ctx.metrics.path = None  # the flush below must not bring the folder back
             shutil.rmtree(run_dir, ignore_errors=True)
+            if made_root and not any(root.iterdir()):
+                root.rmdir()
         raise
     finally:
         ctx.metrics.flush()

@@ -35,6 +35,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import MappingProxyType
 from typing import Any
 
 import torch
@@ -57,6 +58,13 @@ MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 EpochHook = Callable[["Trainer", int], Mapping[str, float] | None]
 """Called as ``hook(trainer, epoch)`` after each epoch's validation, while the model holds that
 epoch's weights; the numbers it returns join the epoch's record."""
+
+INNER_FIT: Mapping[str, bool] = MappingProxyType(
+    {"checkpoint": False, "progress": False, "log": False}
+)
+"""Trainer settings of one fit among many inside an experiment (``Trainer(..., **INNER_FIT)``):
+no per-epoch checkpoint, no progress bar, nothing in ``metrics.jsonl``; the experiment reports
+what it needs from the returned :class:`FitResult`."""
 
 
 def accuracy(output: torch.Tensor, target: torch.Tensor) -> torch.Tensor:

@@ -15,7 +15,7 @@ from deepnotes.core.config import require
 from deepnotes.core.context import RunContext
 from deepnotes.core.plotting import confusion_figure, confusion_matrix, figure, training_curves
 from deepnotes.core.registry import Claim, Outcome, experiment
-from deepnotes.core.trainer import Trainer, make_optimizer
+from deepnotes.core.trainer import INNER_FIT, Trainer, make_optimizer
 from deepnotes.data import digits, load_digits_arrays, stratified_split
 from deepnotes.data.digits import normalize_pixels
 from deepnotes.foundations.models import MLP
@@ -219,9 +219,7 @@ def test_set_tuning(cfg: TuningConfig, ctx: RunContext) -> Outcome:
                     epochs=cfg.epochs,
                     batch_size=cfg.batch_size,
                     tag=f"r{r}-k{k}",
-                    checkpoint=False,
-                    progress=False,
-                    log=False,
+                    **INNER_FIT,
                 )
                 val_acc[k] = trainer.fit(train, val).best["acc"]
                 _, outputs = trainer.evaluate(pool, return_outputs=True)

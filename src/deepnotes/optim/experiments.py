@@ -28,7 +28,7 @@ from deepnotes.core.context import RunContext
 from deepnotes.core.errors import DivergenceError
 from deepnotes.core.plotting import figure
 from deepnotes.core.registry import Claim, Outcome, experiment
-from deepnotes.core.trainer import FitResult, Trainer
+from deepnotes.core.trainer import INNER_FIT, FitResult, Trainer
 from deepnotes.data import digits
 from deepnotes.foundations.models import MLP
 from deepnotes.optim.optimizers import SGD, Adagrad, Adam, Momentum, RMSProp
@@ -542,9 +542,7 @@ def adagrad_decay(cfg: DecayConfig, ctx: RunContext) -> Outcome:
             ctx,
             epochs=cfg.epochs,
             batch_size=cfg.batch_size,
-            checkpoint=False,
-            progress=False,
-            log=False,
+            **INNER_FIT,
             tag=name,
         )
         results[name] = trainer.fit(splits.train, splits.val)
@@ -941,9 +939,7 @@ def _compare_fit(
         ctx,
         epochs=cfg.epochs,
         batch_size=len(splits.train) if name == "GD" else cfg.batch_size,
-        checkpoint=False,
-        progress=False,
-        log=False,
+        **INNER_FIT,
         tag=f"{name}-lr{lr:g}-init{init_seed}",
     )
     try:

@@ -29,7 +29,7 @@ from deepnotes.core.config import require
 from deepnotes.core.context import RunContext
 from deepnotes.core.plotting import figure
 from deepnotes.core.registry import Claim, Outcome, experiment
-from deepnotes.core.trainer import FitResult, Trainer, make_optimizer
+from deepnotes.core.trainer import INNER_FIT, FitResult, Trainer, make_optimizer
 from deepnotes.data import digits
 from deepnotes.foundations.models import MLP
 from deepnotes.vision.ensembles import (
@@ -133,9 +133,7 @@ def _fit_scoring_train(
         epochs=cfg.epochs,
         batch_size=cfg.batch_size,
         tag=tag,
-        checkpoint=False,
-        progress=False,
-        log=False,
+        **INNER_FIT,
         keep="last",
         on_epoch_end=score_train,
     )
@@ -472,9 +470,7 @@ def _sgd_fit(
         batch_size=cfg.batch_size,
         schedule=schedule,
         tag=tag,
-        checkpoint=False,
-        progress=False,
-        log=False,
+        **INNER_FIT,
         **trainer_kw,
     )
     result = trainer.fit(splits.train, splits.val, splits.test)

@@ -21,7 +21,7 @@ from deepnotes.core.context import RunContext
 from deepnotes.core.errors import DivergenceError
 from deepnotes.core.plotting import figure
 from deepnotes.core.registry import Claim, Outcome, experiment
-from deepnotes.core.trainer import Trainer
+from deepnotes.core.trainer import INNER_FIT, Trainer
 from deepnotes.data import digits
 from deepnotes.vision.deep_nets import (
     DeepMLP,
@@ -269,9 +269,7 @@ def batchnorm_init(cfg: BNInitConfig, ctx: RunContext) -> Outcome:
                 epochs=cfg.epochs,
                 batch_size=cfg.batch_size,
                 tag=f"{norm}-{scale:g}",
-                checkpoint=False,
-                progress=False,
-                log=False,
+                **INNER_FIT,
                 explode_factor=None,
             )
             # a huge initial loss is expected at large scales, so only a NaN/inf loss stops a fit
@@ -735,9 +733,7 @@ def activations(cfg: ActivationsConfig, ctx: RunContext) -> Outcome:
                     epochs=cfg.epochs,
                     batch_size=cfg.batch_size,
                     tag=f"{act}-{step}",
-                    checkpoint=False,
-                    progress=False,
-                    log=False,
+                    **INNER_FIT,
                 )
                 try:
                     acc[act, step] = trainer.fit(splits.train, splits.val).best["acc"]
