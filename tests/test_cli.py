@@ -13,10 +13,10 @@ import time
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from deepnotes.cli import app, update_readme
+from deepnotes.core.checkpoint import load_checkpoint
 from deepnotes.core.errors import UsageError
 
 runner = CliRunner()
@@ -129,7 +129,7 @@ def test_report_and_readme_table(tmp_path: Path) -> None:
     invoke("run", DIGITS, "--set", "epochs=2", "--out", str(tmp_path))
     readme = tmp_path / "README.md"
     readme.write_text(
-        "intro\n<!-- claims:start -->\nSTALE TABLE\n<!-- claims:end -->\nrest\n"
+        "intro\n<!-- summary:start -->\nSTALE TABLE\n<!-- summary:end -->\nrest\n"
         "<!-- not-holding:start -->\nOLD LIST\n<!-- not-holding:end -->\n"
         "<!-- drafts:start -->\nOLD DRAFTS\n<!-- drafts:end -->\n"
     )
@@ -141,14 +141,153 @@ def test_report_and_readme_table(tmp_path: Path) -> None:
     assert "OLD DRAFTS" not in text and "<!-- drafts:start -->\n(none)\n" in text
     # two epochs are too few for the 0.97 bar: the claim is listed as not holding
     assert "OLD LIST" not in text and f"- `{DIGITS}`: " in text and "does not hold" in text
-    assert f"| {DIGITS} |" in text
+    assert "| [foundations](docs/claims.md#foundations) | 1 | 1 | 0 | 0 | 1 |" in text
+    claims = (tmp_path / "docs" / "claims.md").read_text()
+    assert f"### {DIGITS}" in claims and "| does not hold |" in claims
+
+
+def _synthetic_run(runs: Path, name: str, claims: list[dict], preset: str = "quick") -> None:
+    run_dir = runs / name / "20261124-100000-s0-abcd"
+    run_dir.mkdir(parents=True)
+    outcome = {
+        "name": name,
+        "topic": name.split(".")[0],
+        "description": "First line only, cut",
+        "run_id": run_dir.name,
+        "preset": preset,
+        "seed": 0,
+        "device": "cpu",
+        "world_size": 1,
+        "config": {},
+        "metrics": {},
+        "figures": [],
+        "claims": claims,
+        "all_hold": all(c["holds"] for c in claims),
+        "started": "2026-11-24T10:00:00+00:00",
+        "finished": "2026-11-24T10:00:30+00:00",
+        "duration_s": 30.0,
+        "versions": {},
+    }
+    (run_dir / "outcome.json").write_text(json.dumps(outcome))
+
+
+def _record(statement: str, holds: bool, kind: str = "claim", **over: object) -> dict:
+    return {
+        "statement": statement,
+        "measured": 1.0,
+        "threshold": 0.5,
+        "comparison": ">=",
+        "holds": holds,
+        "detail": "",
+        "known_failure": "",
+        "key": statement.split()[0],
+        "kind": kind,
+        "baseline": "",
+        **over,
+    }
+
+
+def test_readme_regeneration_is_idempotent_and_links_the_claims_list(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    _synthetic_run(
+        runs,
+        "foundations.one",
+        [
+            _record("c1 holds", True),
+            _record("c2 known", False, known_failure="documented"),
+            _record("k1 matches torch", True, kind="check"),
+        ],
+    )
+    _synthetic_run(runs, "optim.two", [_record("c3 fails", False)])
+    repo = tmp_path / "repo"
+    repo.mkdir()
+    readme = repo / "README.md"
+    readme.write_text(
+        "# x\n\n<!-- summary:start -->\nold\n<!-- summary:end -->\n\n"
+        "<!-- not-holding:start -->\nold\n<!-- not-holding:end -->\ntail\n"
+    )
+    assert invoke("report", "--out", str(runs), "--readme", str(readme)).exit_code == 0
+    first, doc = readme.read_text(), (repo / "docs" / "claims.md").read_text()
+    assert invoke("report", "--out", str(runs), "--readme", str(readme)).exit_code == 0
+    assert readme.read_text() == first and (repo / "docs" / "claims.md").read_text() == doc
+    assert "**1/3 claims hold, 1 known not to hold, 1 fail; 1/1 checks pass**" in first
+    assert (
+        "| [foundations](docs/claims.md#foundations) | 1 | 2 | 1 | 1 | 0 | 1 | 0 | 30 s |" in first
+    )
+    assert "| [optim](docs/claims.md#optim) | 1 | 1 | 0 | 0 | 1 | 0 | 0 | 30 s |" in first
+    assert "[docs/claims.md](docs/claims.md)" in first and first.endswith("tail\n")
+    not_holding = first[first.index("<!-- not-holding:start -->") :]
+    assert [line.split(" — ")[0] for line in not_holding.splitlines() if line[:2] == "- "] == [
+        "- `foundations.one`: c2 known",
+        "- `optim.two`: c3 fails",
+    ]
+    # the claims list sits next to the README and links back to it
+    assert doc.startswith("# Claims and checks") and "[README](../README.md)" in doc
+    assert "| k1 matches torch | 1 | >= 0.5 | holds |" in doc
+    # a README without the summary block is refused and left as it was
+    bare = repo / "BARE.md"
+    bare.write_text("nothing\n")
+    result = invoke("report", "--out", str(runs), "--readme", str(bare))
+    assert result.exit_code == 2 and "no '<!-- summary:start -->'" in result.output
+    assert bare.read_text() == "nothing\n"
+
+
+def test_list_shows_first_sentence_and_claims_and_checks_apart(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+
+    import deepnotes.cli as cli
+    from deepnotes.core.registry import experiments
+    from deepnotes.core.report import first_sentence
+
+    monkeypatch.setattr(cli, "console", Console(width=2000, highlight=False))
+    _synthetic_run(
+        tmp_path,
+        DIGITS,
+        [
+            _record("c1 holds", True),
+            _record("c2 fails", False),
+            _record("k1 identity", True, kind="check"),
+        ],
+    )
+    result = invoke("list", "--topic", "foundations", "--out", str(tmp_path))
+    assert result.exit_code == 0
+    rows = {line.split("│")[1].strip(): line for line in result.output.splitlines() if "│" in line}
+    for exp in experiments(["foundations"]):
+        sentence = first_sentence(exp.fn.__doc__)
+        assert sentence.endswith((".", "?", "!")) and sentence in rows[exp.name]
+    assert "1/2 claims hold, 1 fail; 1/1 checks pass (quick)" in rows[DIGITS]
+    assert "not run yet" in rows["foundations.ridge"]
+
+
+def test_what_it_shows_joins_the_lines_of_the_first_sentence() -> None:
+    from types import SimpleNamespace
+
+    from deepnotes.cli import _what_it_shows
+
+    def fn() -> None:
+        """The training risk underestimates the risk; for a fixed model the
+        empirical risk converges like 1/sqrt(n).
+
+        Deviation: none.
+        """
+
+    exp = SimpleNamespace(fn=fn, description="cut")
+    assert _what_it_shows(exp) == (
+        "The training risk underestimates the risk; for a fixed model the empirical risk "
+        "converges like 1/sqrt(n)."
+    )
+    assert _what_it_shows(SimpleNamespace(fn=lambda: None, description="fallback")) == "fallback"
 
 
 def test_update_readme_requires_markers(tmp_path: Path) -> None:
     readme = tmp_path / "README.md"
     readme.write_text("no markers here\n")
-    with pytest.raises(UsageError, match="no '<!-- claims:start -->'"):
-        update_readme(readme, {"claims": "| table |"})
+    with pytest.raises(UsageError, match="no '<!-- summary:start -->'"):
+        update_readme(readme, {"summary": "| table |"})
+    assert readme.read_text() == "no markers here\n"
+    update_readme(readme, {"other": "x"})  # optional blocks without markers are skipped
     assert readme.read_text() == "no markers here\n"
 
 
@@ -190,7 +329,7 @@ def test_kill_and_resume_matches_an_uninterrupted_run(tmp_path: Path) -> None:
     proc.wait(timeout=30)
     killed_dir = checkpoint.parent.parent
     assert not (killed_dir / "outcome.json").exists(), "the run finished before it was killed"
-    killed_at = torch.load(checkpoint, weights_only=False)["epoch"]
+    killed_at = load_checkpoint(checkpoint)["round"]
     assert 1 <= killed_at < 40
     resumed = subprocess.run(
         deepnotes_cmd(

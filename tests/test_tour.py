@@ -27,11 +27,13 @@ def tour_topic():
     registry.discover()  # so restoring the snapshot cannot drop the real experiments
     saved = dict(registry._REGISTRY)
 
-    @experiment("tourtest.holds", topic="tourtest", config=TinyConfig)
+    @experiment("tourtest.holds", topic="tourtest", config=TinyConfig, claims=("c",))
     def _holds(cfg: TinyConfig, ctx) -> Outcome:
         """A claim that holds."""
         ctx.log({"value": cfg.value})
-        return Outcome(metrics={"value": cfg.value}, claims=[Claim.at_least("one", cfg.value, 1)])
+        return Outcome(
+            metrics={"value": cfg.value}, claims=[Claim.at_least("one", cfg.value, 1, key="c")]
+        )
 
     yield _holds
     registry._REGISTRY.clear()
@@ -47,15 +49,15 @@ def test_tour_exit_0_when_every_claim_holds(tmp_path: Path, tour_topic) -> None:
 
 
 def test_tour_exit_1_and_goes_on_when_one_fails(tmp_path: Path, tour_topic) -> None:
-    @experiment("tourtest.crashes", topic="tourtest", config=TinyConfig)
+    @experiment("tourtest.crashes", topic="tourtest", config=TinyConfig, claims=("c",))
     def _crashes(cfg: TinyConfig, ctx) -> Outcome:
         """Raises."""
         raise RuntimeError("deliberate")
 
-    @experiment("tourtest.fails", topic="tourtest", config=TinyConfig)
+    @experiment("tourtest.fails", topic="tourtest", config=TinyConfig, claims=("c",))
     def _fails(cfg: TinyConfig, ctx) -> Outcome:
         """A claim that does not hold."""
-        return Outcome(claims=[Claim.at_least("two", cfg.value, 2)])
+        return Outcome(claims=[Claim.at_least("two", cfg.value, 2, key="c")])
 
     result = runner.invoke(app, ["tour", "--topic", "tourtest", "--out", str(tmp_path)])
     assert result.exit_code == 1
@@ -68,11 +70,13 @@ def test_tour_exit_1_and_goes_on_when_one_fails(tmp_path: Path, tour_topic) -> N
 
 
 def test_known_failures_are_reported_but_do_not_fail_the_tour(tmp_path: Path, tour_topic) -> None:
-    @experiment("tourtest.known", topic="tourtest", config=TinyConfig)
+    @experiment("tourtest.known", topic="tourtest", config=TinyConfig, claims=("c",))
     def _known(cfg: TinyConfig, ctx) -> Outcome:
         """A claim that does not hold, documented as such: E[x] < 2."""
         return Outcome(
-            claims=[Claim.at_least("two", cfg.value, 2, known_failure="one is less than two")]
+            claims=[
+                Claim.at_least("two", cfg.value, 2, known_failure="one is less than two", key="c")
+            ]
         )
 
     result = runner.invoke(app, ["tour", "--topic", "tourtest", "--out", str(tmp_path)])
@@ -103,10 +107,16 @@ def test_tour_unknown_topic_exit_2(tmp_path: Path) -> None:
 def test_drafts_are_listed_and_left_out_of_the_tour_unless_asked(
     tmp_path: Path, tour_topic
 ) -> None:
-    @experiment("tourtest.draft", topic="tourtest", config=TinyConfig, draft="claim under study")
+    @experiment(
+        "tourtest.draft",
+        topic="tourtest",
+        config=TinyConfig,
+        claims=("c",),
+        draft="claim under study",
+    )
     def _draft(cfg: TinyConfig, ctx) -> Outcome:
         """A draft whose claim does not hold."""
-        return Outcome(claims=[Claim.at_least("two", cfg.value, 2)])
+        return Outcome(claims=[Claim.at_least("two", cfg.value, 2, key="c")])
 
     listing = runner.invoke(app, ["list", "--topic", "tourtest", "--out", str(tmp_path)])
     assert "draft: claim under study" in " ".join(listing.output.split())
@@ -119,7 +129,7 @@ def test_drafts_are_listed_and_left_out_of_the_tour_unless_asked(
     record = json.loads(next((tmp_path / "b").glob("tourtest.draft/*/outcome.json")).read_text())
     assert record["draft"] == "claim under study" and record["all_hold"] is False
     with pytest.raises(ValueError, match="must say why"):
-        experiment("tourtest.empty", topic="tourtest", config=TinyConfig, draft=" ")
+        experiment("tourtest.empty", topic="tourtest", config=TinyConfig, claims=("c",), draft=" ")
 
 
 def test_threads_option_applies_during_the_run_only(tmp_path: Path, tour_topic) -> None:
@@ -127,11 +137,11 @@ def test_threads_option_applies_during_the_run_only(tmp_path: Path, tour_topic) 
 
     seen = []
 
-    @experiment("tourtest.threads", topic="tourtest", config=TinyConfig)
+    @experiment("tourtest.threads", topic="tourtest", config=TinyConfig, claims=("c",))
     def _threads(cfg: TinyConfig, ctx) -> Outcome:
         """Records torch's thread count."""
         seen.append(torch.get_num_threads())
-        return Outcome()
+        return Outcome(claims=[Claim.at_least("one", 1, 1, key="c")])
 
     before = torch.get_num_threads()
     result = runner.invoke(

@@ -65,9 +65,10 @@ def list_experiments(
     out: OutOpt = Path("runs"),
     topic: Annotated[list[str] | None, typer.Option("--topic", help="Only these topics.")] = None,
 ) -> None:
-    """List the experiments: name, topic, claims of the latest run, quick runtime if known."""
+    """List the experiments: name, topic, what it shows (the first sentence of its docstring),
+    claims and checks of the latest run, quick runtime if known."""
     from deepnotes.core.registry import experiments
-    from deepnotes.core.report import latest_outcomes
+    from deepnotes.core.report import latest_outcomes, tally
 
     try:
         exps = experiments(topic)
@@ -75,16 +76,16 @@ def list_experiments(
         raise _fail(str(err)) from None
     latest = {o["name"]: o for o in _latest(out, latest_outcomes)}
     table = Table(title=f"{len(exps)} experiments")
-    for column in ("experiment", "topic", "what it shows", "claims (latest run)", "quick runtime"):
+    for column in ("experiment", "topic", "what it shows", "latest run", "quick runtime"):
         table.add_column(column)
     for exp in exps:
         outcome = latest.get(exp.name)
         claims, runtime = "not run yet", "unknown"
         if outcome is not None:
-            claims = _claims_summary([outcome]) + f" ({outcome['preset']})"
+            claims = tally(outcome["claims"]).text() + f" ({outcome['preset']})"
             if outcome["preset"] == "quick":
                 runtime = f"{outcome['duration_s']:.0f} s"
-        what = escape(exp.description)
+        what = escape(_what_it_shows(exp))
         if exp.draft:
             what += f" [yellow](draft: {escape(exp.draft)})[/]"
         table.add_row(exp.name, exp.topic, what, claims, runtime)
@@ -157,7 +158,7 @@ def tour(
     """
     from deepnotes.core.context import run_experiment
     from deepnotes.core.registry import experiments
-    from deepnotes.core.report import build_report
+    from deepnotes.core.report import build_report, tally
 
     try:
         _check_preset(preset)
@@ -170,7 +171,7 @@ def tour(
     failures: list[tuple[str, str]] = []
     t0 = time.perf_counter()
     for i, exp in enumerate(exps, start=1):
-        console.print(f"[bold]({i}/{len(exps)}) {exp.name}[/] — {escape(exp.description)}")
+        console.print(f"[bold]({i}/{len(exps)}) {exp.name}[/] — {escape(_what_it_shows(exp))}")
         try:
             result = run_experiment(
                 exp.name, preset=preset, seed=seed, device=device, out=out, threads=threads
@@ -190,7 +191,8 @@ def tour(
     index = build_report(out)
     unexpected = _unexpected([c for r in records for c in r["claims"]])
     console.print(
-        f"{_claims_summary(records)}; {len(failures)} experiments failed, "
+        f"{tally(c for r in records for c in r['claims']).text()}; "
+        f"{len(failures)} experiments failed, "
         f"{time.perf_counter() - t0:.0f} s. Report: {index}"
     )
     if failures or unexpected:
@@ -202,32 +204,24 @@ def report(
     out: OutOpt = Path("runs"),
     readme: Annotated[
         Path | None,
-        typer.Option(help="Also rewrite the claims table between the markers in this README."),
+        typer.Option(
+            help="Also rewrite the generated blocks of this README (summary by topic, what does "
+            "not hold) and write the full list of claims to docs/claims.md next to it."
+        ),
     ] = None,
 ) -> None:
     """Build runs/report/index.html from the outcome.json files (latest run of each experiment)."""
-    from deepnotes.core.report import (
-        build_report,
-        claims_markdown,
-        latest_outcomes,
-        not_holding_markdown,
-    )
+    from deepnotes.core.report import build_report
 
     try:
         index = build_report(out)
         if readme is not None:
-            outcomes = _latest(out, latest_outcomes)
-            update_readme(
-                readme,
-                {
-                    "claims": claims_markdown(outcomes),
-                    "not-holding": not_holding_markdown(outcomes),
-                    "drafts": drafts_markdown(),
-                },
-            )
+            claims_doc = write_readme(readme, out)
     except UsageError as err:
         raise _fail(str(err)) from None
     console.print(f"report: {index}")
+    if readme is not None:
+        console.print(f"README: {readme}; claims: {claims_doc}")
 
 
 @app.command("derivations")
@@ -310,10 +304,17 @@ def _show_array(value: list) -> str:
     return "[" + ", ".join(_show(v) for v in value) + "]"
 
 
-def update_readme(path: Path, blocks: dict[str, str]) -> None:
+CLAIMS_DOC = Path("docs") / "claims.md"
+"""Where ``deepnotes report --readme README.md`` writes the full list, relative to the README."""
+
+
+def update_readme(
+    path: Path, blocks: dict[str, str], *, required: tuple[str, ...] = ("summary",)
+) -> None:
     """Fill the generated blocks of ``path`` atomically: for every ``name: body`` the text between
-    ``<!-- name:start -->`` and ``<!-- name:end -->`` becomes ``body``. The ``claims`` block must
-    exist; the others are filled where the file has their markers."""
+    ``<!-- name:start -->`` and ``<!-- name:end -->`` becomes ``body``. The ``required`` blocks
+    must exist (UsageError otherwise, and the file is left as it was); the others are filled
+    where the file has their markers. Filling twice with the same blocks changes nothing."""
     from deepnotes.core.io import atomic_write_text
 
     if not path.is_file():
@@ -322,7 +323,7 @@ def update_readme(path: Path, blocks: dict[str, str]) -> None:
     for name, body in blocks.items():
         start, end = text.find(f"<!-- {name}:start -->"), text.find(f"<!-- {name}:end -->")
         if start < 0 or end < start:
-            if name == "claims":
+            if name in required:
                 raise UsageError(
                     f"{path} has no '<!-- {name}:start -->' ... '<!-- {name}:end -->' block to fill"
                 )
@@ -330,6 +331,50 @@ def update_readme(path: Path, blocks: dict[str, str]) -> None:
         start += len(f"<!-- {name}:start -->")
         text = f"{text[:start]}\n{body.rstrip()}\n{text[end:]}"
     atomic_write_text(path, text)
+
+
+def write_readme(readme: Path, runs: Path) -> Path:
+    """Regenerate the README's blocks from the latest run of each experiment in ``runs`` and
+    write the full list of claims and checks to ``<readme dir>/docs/claims.md``.
+
+    Blocks: ``summary`` (required: the per-topic summary, linking to docs/claims.md; it also
+    lists draft experiments when there are any), ``not-holding`` and ``drafts`` (filled where
+    the README has their markers). Regenerating from the same runs changes nothing.
+
+    Returns:
+        The path of the claims document.
+    """
+    from deepnotes.core.io import atomic_write_text
+    from deepnotes.core.report import (
+        claims_doc_markdown,
+        latest_outcomes,
+        not_holding_markdown,
+        summary_markdown,
+    )
+
+    outcomes = _latest(runs, latest_outcomes)
+    summary = summary_markdown(outcomes, claims_link=CLAIMS_DOC.as_posix())
+    drafts = drafts_markdown()
+    if drafts != "(none)":
+        summary += (
+            "\n\nDraft experiments (claims still being designed; left out of the plain tour, "
+            "run with `deepnotes tour --drafts`):\n\n" + drafts
+        )
+    update_readme(
+        readme,
+        {"summary": summary, "not-holding": not_holding_markdown(outcomes), "drafts": drafts},
+    )
+    back = "/".join([".."] * (len(CLAIMS_DOC.parts) - 1) + [readme.name])
+    return atomic_write_text(
+        readme.parent / CLAIMS_DOC, claims_doc_markdown(outcomes, back_link=back)
+    )
+
+
+def _what_it_shows(exp: Any) -> str:
+    """The whole first sentence of the experiment's docstring (its description if none)."""
+    from deepnotes.core.report import first_sentence
+
+    return first_sentence(getattr(exp.fn, "__doc__", None)) or exp.description
 
 
 def drafts_markdown() -> str:
@@ -352,19 +397,6 @@ def _unexpected(claims: list[dict[str, Any]]) -> int:
     return sum(verdict(c) == FAILS for c in claims)
 
 
-def _claims_summary(records: list[dict[str, Any]]) -> str:
-    """``"41/47 claims hold, 6 known not to hold"`` (and how many fail unexpectedly)."""
-    from deepnotes.core.registry import FAILS, HOLDS, KNOWN, verdict
-
-    verdicts = [verdict(c) for r in records for c in r["claims"]]
-    text = f"{verdicts.count(HOLDS)}/{len(verdicts)} claims hold"
-    if verdicts.count(KNOWN):
-        text += f", {verdicts.count(KNOWN)} known not to hold"
-    if verdicts.count(FAILS):
-        text += f", {verdicts.count(FAILS)} fail"
-    return text
-
-
 _VERDICT_STYLE = {
     "holds": "[green]yes[/]",
     "fails": "[bold red]NO[/]",
@@ -374,24 +406,29 @@ _VERDICT_STYLE = {
 
 
 def _print_claims(records: list[dict[str, Any]]) -> None:
+    """Print the claims of ``records`` as one table and their checks, if any, as another."""
     from deepnotes.core.registry import verdict
+    from deepnotes.core.report import CHECK, CLAIM, claim_kind, format_value, threshold_text
 
-    table = Table(title="claims")
-    for column in ("experiment", "claim", "measured", "threshold", "holds"):
-        table.add_column(column, overflow="fold")
-    for record in records:
-        for claim in record["claims"]:
+    for kind in (CLAIM, CHECK):
+        rows = [(r, c) for r in records for c in r["claims"] if claim_kind(c) == kind]
+        if kind == CHECK and not rows:
+            continue
+        table = Table(title=f"{kind}s")
+        for column in ("experiment", kind, "measured", "threshold", "holds"):
+            table.add_column(column, overflow="fold")
+        for record, claim in rows:
             shown = _VERDICT_STYLE[verdict(claim)]
             if claim.get("known_failure"):
-                shown += f"\n[dim]known failure: {escape(claim['known_failure'])}[/]"
+                shown += f"\n[dim]known failure: {escape(str(claim['known_failure']))}[/]"
             table.add_row(
                 record["name"],
-                escape(claim["statement"]),
-                f"{claim['measured']:.4g}",
-                f"{claim['comparison']} {claim['threshold']:.4g}",
+                escape(str(claim.get("statement", ""))),
+                escape(format_value(claim.get("measured"))),
+                escape(threshold_text(claim)),
                 shown,
             )
-    console.print(table)
+        console.print(table)
 
 
 def main() -> None:

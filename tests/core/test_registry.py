@@ -147,6 +147,9 @@ def test_claim_is_frozen_and_to_dict() -> None:
         "comparison": "<=",
         "detail": "se 0.01",
         "known_failure": "",
+        "key": "",
+        "kind": "claim",
+        "baseline": "",
     }
 
 
@@ -208,13 +211,13 @@ def test_experiment_rejects_non_dataclass_config() -> None:
 @pytest.mark.parametrize("name", ["othertopic.dummy", "testtopicdummy", "dummy", "x.testtopic.y"])
 def test_experiment_rejects_name_outside_topic(name: str) -> None:
     with pytest.raises(ValueError) as info:
-        experiment(name, topic="testtopic", config=FrozenConfig)
+        experiment(name, topic="testtopic", config=FrozenConfig, checks=("c",))
     message = str(info.value)
     assert f"experiment name {name!r} must start with its topic 'testtopic'" in message
 
 
 def test_register_and_get_experiment(clean_registry: None) -> None:
-    @experiment(TEST_NAME, topic="testtopic", config=FrozenConfig)
+    @experiment(TEST_NAME, topic="testtopic", config=FrozenConfig, checks=("c",))
     def dummy(cfg: FrozenConfig, ctx: object) -> Outcome:
         """A dummy experiment.
 
@@ -242,17 +245,17 @@ def test_register_without_docstring_and_reregistration(clean_registry: None) -> 
 
         return dummy
 
-    first = experiment(TEST_NAME, topic="testtopic", config=FrozenConfig)(make())
+    first = experiment(TEST_NAME, topic="testtopic", config=FrozenConfig, checks=("c",))(make())
     assert get_experiment(TEST_NAME).description == ""
     # The same function registered again (a module imported twice) replaces the entry.
-    second = experiment(TEST_NAME, topic="testtopic", config=FrozenConfig)(make())
+    second = experiment(TEST_NAME, topic="testtopic", config=FrozenConfig, checks=("c",))(make())
     assert get_experiment(TEST_NAME).fn is second is not first
 
     def other(cfg: FrozenConfig, ctx: object) -> Outcome:
         return Outcome()
 
     with pytest.raises(ValueError, match=r"experiment 'testtopic\.dummy' is registered twice"):
-        experiment(TEST_NAME, topic="testtopic", config=FrozenConfig)(other)
+        experiment(TEST_NAME, topic="testtopic", config=FrozenConfig, checks=("c",))(other)
     assert get_experiment(TEST_NAME).fn is second
 
 
@@ -263,7 +266,7 @@ def test_experiments_are_sorted_by_name(clean_registry: None) -> None:
             return Outcome()
 
         fn.__qualname__ = f"fn_{short}"
-        experiment(f"testtopic.{short}", topic="testtopic", config=FrozenConfig)(fn)
+        experiment(f"testtopic.{short}", topic="testtopic", config=FrozenConfig, checks=("c",))(fn)
     names = [e.name for e in experiments(["testtopic"])]
     assert names == ["testtopic.alpha", "testtopic.mid", "testtopic.zeta"]
     everything = [e.name for e in experiments()]
@@ -310,3 +313,122 @@ def test_experiments_unknown_topic_raises() -> None:
     message = str(info.value)
     assert "unknown topic 'nosuchtopic'" in message
     assert "foundations" in message.split("expected one of", 1)[1]
+
+
+# ----------------------------------------------------------------------------- declarations
+
+CURRICULUM = {
+    "foundations.bias_variance",
+    "foundations.empirical_risk",
+    "foundations.estimators",
+    "foundations.ridge",
+    "foundations.supervised_digits",
+    "foundations.test_set_tuning",
+    "mechanics.numpy_mlp",
+    "optim.adagrad_decay",
+    "optim.compare_digits",
+    "optim.quadratic",
+    "optim.sgd_noise",
+    "vision.activations",
+    "vision.batchnorm_init",
+    "vision.digits_cnns",
+    "vision.dropout",
+    "vision.ensembles",
+    "vision.init",
+    "vision.parameter_counts",
+    "vision.skip_connections",
+}
+"""Every experiment of the curriculum: one that stops registering (a module renamed, a
+decorator lost) is caught here."""
+
+
+def test_the_registered_experiments_are_the_curriculum() -> None:
+    assert {e.name for e in experiments() if e.topic != "probe"} == CURRICULUM
+
+
+def test_every_experiment_declares_claims_or_checks_and_a_whole_sentence() -> None:
+    for exp in experiments():
+        assert exp.claims or exp.checks, exp.name
+        assert exp.description.endswith("."), (exp.name, exp.description)
+        assert len(exp.description) > 20, exp.name
+
+
+def test_declarations_are_required_and_distinct() -> None:
+    with pytest.raises(ValueError, match="must declare its claims or checks"):
+        experiment("testtopic.none", topic="testtopic", config=FrozenConfig)
+    with pytest.raises(ValueError, match="distinct names"):
+        experiment("testtopic.dup", topic="testtopic", config=FrozenConfig, claims=("a", "a"))
+    with pytest.raises(ValueError, match="distinct names"):
+        experiment(
+            "testtopic.dup", topic="testtopic", config=FrozenConfig, claims=("a",), checks=("a",)
+        )
+
+
+def _declared(claims: tuple[str, ...] = (), checks: tuple[str, ...] = ()) -> registry.Experiment:
+    return registry.Experiment(
+        "testtopic.d", "testtopic", FrozenConfig, lambda c, x: Outcome(), "", None, claims, checks
+    )
+
+
+def test_complete_turns_a_missing_claim_into_one_that_does_not_hold() -> None:
+    exp = _declared(claims=("beats", "converges"), checks=("matches_torch",))
+    outcome = Outcome(
+        claims=[
+            Claim.at_least("A beats B", 2.0, 1.0, key="beats"),
+            Claim.at_most("equals torch", 1e-13, 1e-12, key="matches_torch", kind="check"),
+        ]
+    )
+    done = registry.complete(exp, outcome)
+    assert [c.key for c in done.claims] == ["beats", "matches_torch", "converges"]
+    missing = done.claims[-1]
+    assert not missing.holds and missing.verdict == FAILS and missing.kind == "claim"
+    assert math.isnan(missing.measured) and missing.detail.startswith("not measured")
+    assert outcome.claims[-1].key == "matches_torch"  # the input is not modified
+    assert done.count("claim") == 2 and done.count("check") == 1
+
+
+def test_complete_of_an_empty_outcome_fails_every_declared_claim() -> None:
+    done = registry.complete(_declared(claims=("a", "b")), Outcome())
+    assert [c.verdict for c in done.claims] == [FAILS, FAILS]
+    assert done.unexpected_failures == 2
+
+
+@pytest.mark.parametrize(
+    "claim, message",
+    [
+        (Claim.at_least("x", 1, 0, key="other"), "did not declare"),
+        (Claim.at_least("x", 1, 0, key="a", kind="check"), "declared 'a' as a claim"),
+    ],
+)
+def test_complete_rejects_undeclared_and_mistyped_keys(claim: Claim, message: str) -> None:
+    with pytest.raises(TypeError, match=message):
+        registry.complete(_declared(claims=("a",)), Outcome(claims=[claim]))
+    with pytest.raises(TypeError, match="twice"):
+        twice = [Claim.at_least("x", 1, 0, key="a")] * 2
+        registry.complete(_declared(claims=("a",)), Outcome(claims=twice))
+
+
+def test_claim_kind_is_checked() -> None:
+    with pytest.raises(ValueError, match="kind must be one of"):
+        Claim.at_least("x", 1, 0, kind="identity")
+
+
+@pytest.mark.parametrize(
+    "doc, sentence",
+    [
+        ("One line.", "One line."),
+        (
+            "A sentence that goes\n    over two lines. And a second.",
+            "A sentence that goes over two lines.",
+        ),
+        ("No full stop", "No full stop"),
+        (
+            "Keeps e.g. inside? Not quite: p = 0.5 stays. Next.",
+            "Keeps e.g. inside?",
+        ),
+        ("First paragraph.\n\nSecond paragraph.", "First paragraph."),
+        ("", ""),
+    ],
+)
+def test_first_sentence(doc: str, sentence: str) -> None:
+    assert registry.first_sentence(doc) == sentence

@@ -1,23 +1,41 @@
-"""Tests for deepnotes.core.report: finding outcomes, the HTML report and the markdown table."""
+"""Tests for deepnotes.core.report: finding outcomes, counting claims and checks, the HTML
+report, the README summary and the full claims list."""
 
 from __future__ import annotations
 
 import json
 import struct
 import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from html.parser import HTMLParser
 from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
+
+import pytest
 
 from deepnotes.core.report import (
     Outcomes,
+    Tally,
+    TopicSummary,
     build_report,
+    claim_kind,
+    claims_doc_markdown,
     claims_markdown,
     find_outcomes,
+    first_sentence,
     format_value,
     latest_outcomes,
+    not_holding,
     not_holding_markdown,
+    runtime_text,
+    summary_markdown,
+    summary_total,
+    tally,
+    threshold_text,
+    topic_summaries,
 )
 
 
@@ -38,7 +56,9 @@ def _png_bytes(width: int = 2, height: int = 2) -> bytes:
     )
 
 
-def _claim(statement: str, measured: Any, threshold: Any, comparison: str, holds: bool) -> dict:
+def _claim(
+    statement: str, measured: Any, threshold: Any, comparison: str, holds: Any, **over: Any
+) -> dict:
     return {
         "statement": statement,
         "measured": measured,
@@ -46,6 +66,7 @@ def _claim(statement: str, measured: Any, threshold: Any, comparison: str, holds
         "comparison": comparison,
         "holds": holds,
         "detail": "",
+        **over,
     }
 
 
@@ -95,49 +116,99 @@ def _write_run(
     return run_dir
 
 
-class _PageParser(HTMLParser):
-    """Collects <img> sources/alts, <figure> count, and the cells of the summary table rows."""
+# ------------------------------------------------------------------------------ a tiny DOM
 
+_VOID = {"img", "br", "meta", "input", "link", "hr", "source", "col", "wbr", "area", "base"}
+
+
+@dataclass
+class Node:
+    """An element of the parsed page: tag, attributes, children (nodes and text)."""
+
+    tag: str
+    attrs: dict[str, str]
+    children: list[Node | str] = field(default_factory=list)
+
+    def iter(self) -> Iterator[Node]:
+        yield self
+        for child in self.children:
+            if isinstance(child, Node):
+                yield from child.iter()
+
+    def find_all(self, tag: str | None = None, cls: str | None = None) -> list[Node]:
+        return [
+            node
+            for node in self.iter()
+            if (tag is None or node.tag == tag) and (cls is None or cls in node.classes)
+        ]
+
+    def by_id(self, anchor: str) -> Node:
+        found = [node for node in self.iter() if node.attrs.get("id") == anchor]
+        assert len(found) == 1, (anchor, len(found))
+        return found[0]
+
+    @property
+    def classes(self) -> set[str]:
+        return set(self.attrs.get("class", "").split())
+
+    def text(self) -> str:
+        parts = [c if isinstance(c, str) else c.text() for c in self.children]
+        return " ".join(" ".join(parts).split())
+
+
+class _TreeBuilder(HTMLParser):
     def __init__(self) -> None:
         super().__init__()
-        self.imgs: list[dict[str, str | None]] = []
-        self.figures = 0
-        self.summary_rows: list[list[tuple[str, str]]] = []  # (td class, text)
-        self._in_summary = False
-        self._cell: list[str] | None = None
-        self._cell_class = ""
+        self.root = Node("#root", {})
+        self._stack = [self.root]
 
     def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        attr = dict(attrs)
-        if tag == "img":
-            self.imgs.append(attr)
-        elif tag == "figure":
-            self.figures += 1
-        elif tag == "table" and attr.get("id") == "summary":
-            self._in_summary = True
-        elif self._in_summary and tag == "tr" and "claim" in (attr.get("class") or ""):
-            self.summary_rows.append([])
-        elif self._in_summary and tag == "td" and self.summary_rows:
-            self._cell, self._cell_class = [], attr.get("class") or ""
+        node = Node(tag, {k: v or "" for k, v in attrs})
+        self._stack[-1].children.append(node)
+        if tag not in _VOID:
+            self._stack.append(node)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self._stack[-1].children.append(Node(tag, {k: v or "" for k, v in attrs}))
 
     def handle_endtag(self, tag: str) -> None:
-        if tag == "table":
-            self._in_summary = False
-        elif tag == "td" and self._cell is not None:
-            self.summary_rows[-1].append((self._cell_class, "".join(self._cell)))
-            self._cell = None
+        assert tag not in _VOID
+        assert self._stack[-1].tag == tag, f"</{tag}> closes <{self._stack[-1].tag}>"
+        self._stack.pop()
 
     def handle_data(self, data: str) -> None:
-        if self._cell is not None:
-            self._cell.append(data)
+        self._stack[-1].children.append(data)
 
 
-def _parse(index: Path) -> tuple[str, _PageParser]:
+def _parse(index: Path) -> tuple[str, Node]:
     text = index.read_text(encoding="utf-8")
-    parser = _PageParser()
-    parser.feed(text)
-    parser.close()
-    return text, parser
+    builder = _TreeBuilder()
+    builder.feed(text)
+    builder.close()
+    assert [n.tag for n in builder._stack] == ["#root"], "unclosed elements"
+    return text, builder.root
+
+
+def _table_rows(table: Node, section: str = "tbody") -> list[list[str]]:
+    body = table.find_all(section)[0]
+    return [[td.text() for td in tr.find_all("td")] for tr in body.find_all("tr")]
+
+
+def _assert_links_resolve(index: Path, root: Node) -> None:
+    """Every in-page link names an existing id; every other link and image is a relative path
+    to an existing file under the report folder."""
+    ids = [n.attrs["id"] for n in root.iter() if "id" in n.attrs]
+    assert len(ids) == len(set(ids)), "duplicate ids"
+    for node in root.iter():
+        for attr in ("href", "src"):
+            if attr not in node.attrs:
+                continue
+            target = node.attrs[attr]
+            if target.startswith("#"):
+                assert target[1:] in ids, target
+            else:
+                assert not target.startswith(("/", "http:", "https:", "file:", "//")), target
+                assert (index.parent / unquote(target)).is_file(), target
 
 
 def _populate(runs: Path) -> None:
@@ -227,63 +298,273 @@ def test_build_report_page(tmp_path: Path) -> None:
     built = datetime(2026, 11, 25, 8, 0, tzinfo=timezone.utc)
     index = build_report(runs, built=built)
     assert index == runs / "report" / "index.html"
-    assert index.is_file()
-    text, page = _parse(index)
+    text, root = _parse(index)
 
     assert "2026-11-25T08:00:00+00:00" in text
-    assert "3 claims, 2 hold" in text
+    assert root.find_all("p", "count")[0].text() == "2/3 claims hold, 1 fail"
+    _assert_links_resolve(index, root)
 
-    # every image resolves relative to index.html, each has alt text and a figure
-    assert len(page.imgs) == 3
-    for img in page.imgs:
-        assert img["alt"]
-        src = img["src"] or ""
-        assert not src.startswith(("/", "http:", "https:", "file:"))
-        assert (index.parent / src).is_file()
-    assert page.figures == 3
+    # the page opens with the summary by topic, then what does not hold, the contents, topics
+    order = ["topics", "not-holding", "contents", "topic-foundations", "topic-optim"]
+    positions = [text.index(f'id="{anchor}"') for anchor in order]
+    assert positions == sorted(positions)
+
+    # figures: thumbnails that link to the full-size copy
+    thumbs = root.find_all("img")
+    assert len(thumbs) == 3
+    for link in root.find_all("a"):
+        imgs = link.find_all("img")
+        if imgs:
+            assert imgs[0].classes == {"thumb"} and imgs[0].attrs["alt"]
+            assert link.attrs["href"] == imgs[0].attrs["src"]
+    assert sum(len(a.find_all("img")) for a in root.find_all("a")) == 3
     assert (index.parent / "figures" / "foundations.digits" / "confusion.png").is_file()
     assert "<figcaption>confusion.png</figcaption>" in text
     assert '<p class="missing">missing: curves.png</p>' in text
 
-    # one summary row per claim of the latest runs, with the right marking
-    rows = page.summary_rows
-    assert len(rows) == 3
-    marks = [(row[0][1], row[-1]) for row in rows]
-    assert marks == [
-        ("foundations.digits", ("holds", "holds")),
-        ("foundations.digits", ("fails", "does not hold")),
-        ("optim.sgd", ("holds", "holds")),
-    ]
+    # claims of the latest run only, each folded with its verdict
     assert "OLD RUN CLAIM" not in text
-    assert rows[2][2][1] == "nan"
-    assert rows[2][3][1] == "within [0.9,1.1]"
-    assert 'href="#exp-foundations-digits"' in text
-    assert 'id="exp-foundations-digits"' in text
+    claims = root.find_all("details", "claim")
+    assert [c.find_all("summary")[0].text().split(" measured ")[0] for c in claims] == [
+        "holds acc >= 0.97",
+        "does not hold loss < 0.1",
+        "holds <script>alert('x')</script> & a<b",
+    ]
+    assert "measured nan , threshold within [0.9,1.1]" in claims[2].text()
 
     # HTML special characters in user text are escaped
-    assert "<script>" not in text
+    assert "<script>alert" not in text
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; a&lt;b" in text
-    assert rows[2][1][1] == "<script>alert('x')</script> & a<b"
 
     # malformed outcome reported in a warning box; topics as headings
-    assert 'class="warning"' in text
-    assert "broken.experiment" in text and "invalid JSON" in text
-    assert '<h2 class="topic" id="topic-foundations">foundations</h2>' in text
-    assert text.index("topic-foundations") < text.index("topic-optim")
-    # no external resources
-    assert "http://" not in text and "https://" not in text
-    assert "<link" not in text and "<script" not in text
+    warning = root.find_all("div", "warning")[0].text()
+    assert "broken.experiment" in warning and "invalid JSON" in warning
+    assert '<h2 class="topic">foundations</h2>' in text
+    # self-contained: no external resources, one inline script
+    assert "http://" not in text and "https://" not in text and "<link" not in text
+    scripts = root.find_all("script")
+    assert len(scripts) == 1 and "src" not in scripts[0].attrs
+
+
+def _counting_runs() -> list[dict[str, Any]]:
+    """Two topics; claims of every verdict, checks, old records without kind, a full run."""
+    return [
+        _outcome(
+            "alpha.one",
+            "alpha",
+            "r1",
+            "2026-11-24T09:00:00+00:00",
+            duration_s=10.0,
+            claims=[
+                _claim("a1 holds", 1.0, 0.5, ">=", True, kind="claim", key="a1"),
+                _claim("a2 known", 0.1, 0.5, ">=", False, kind="claim", known_failure="why"),
+                _claim("a3 fails", 0.1, 0.5, ">=", False, kind="claim"),
+                _claim("a4 malformed", 0.1, 0.5, ">=", "yes", kind="claim"),
+                _claim("c1 passes", 1e-13, 1e-12, "<=", True, kind="check", key="c1"),
+                _claim("c2 fails", 1e-3, 1e-12, "<=", False, kind="check", key="c2"),
+            ],
+        ),
+        _outcome(
+            "alpha.two",
+            "alpha",
+            "r2",
+            "2026-11-24T09:00:00+00:00",
+            preset="full",
+            duration_s=100.0,
+            claims=[_claim("b1 holds", 1.0, 0.5, ">=", True)],
+        ),
+        _outcome(
+            "beta.three",
+            "beta",
+            "r3",
+            "2026-11-24T09:00:00+00:00",
+            duration_s=65.5,
+            claims=[
+                _claim("old record", 1.0, 0.5, ">=", True),  # no "kind": a claim
+                _claim("lucky", 1.0, 0.5, ">=", True, known_failure="seed-dependent"),
+            ],
+        ),
+    ]
+
+
+def test_tally_counts_claims_and_checks_apart() -> None:
+    alpha = _counting_runs()[0]["claims"]
+    assert tally(alpha) == Tally(claims=4, hold=1, known=1, fail=2, checks=2, checks_fail=1)
+    assert tally(alpha).text() == "1/4 claims hold, 1 known not to hold, 2 fail; 1/2 checks pass"
+    assert tally([]).text() == "0/0 claims hold"
+    assert [claim_kind(c) for c in alpha] == ["claim"] * 4 + ["check"] * 2
+    assert claim_kind({"statement": "old"}) == "claim"
+    assert tally(alpha) + tally(alpha) == Tally(8, 2, 2, 4, 4, 2)
+
+
+def test_topic_summaries_count_per_topic() -> None:
+    summaries = topic_summaries(_counting_runs())
+    assert summaries == [
+        TopicSummary("alpha", 2, Tally(5, 2, 1, 2, 2, 1), 10.0, 1),
+        TopicSummary("beta", 1, Tally(2, 2, 0, 0, 0, 0), 65.5, 1),
+    ]
+    assert summary_total(summaries) == TopicSummary("all", 3, Tally(7, 4, 1, 2, 2, 1), 75.5, 2)
+
+
+def test_report_summary_table_counts_per_topic(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for outcome in _counting_runs():
+        _write_run(runs, outcome)
+    index = build_report(runs)
+    _, root = _parse(index)
+    table = root.by_id("topics")
+    header = [th.text() for th in table.find_all("th")]
+    assert header == [
+        "topic",
+        "experiments",
+        "claims",
+        "hold",
+        "known failures",
+        "fail",
+        "checks",
+        "checks failing",
+        "quick runtime",
+    ]
+    assert _table_rows(table) == [
+        ["alpha", "2", "5", "2", "1", "2", "2", "1", "10 s (1 of 2 runs)"],
+        ["beta", "1", "2", "2", "0", "0", "0", "0", "1 min 06 s"],
+    ]
+    assert _table_rows(table, "tfoot") == [
+        ["all", "3", "7", "4", "1", "2", "2", "1", "1 min 16 s (2 of 3 runs)"]
+    ]
+    assert [a.attrs["href"] for a in table.find_all("a")] == ["#topic-alpha", "#topic-beta"]
+    count = root.find_all("p", "count")[0].text()
+    assert count == "4/7 claims hold, 1 known not to hold, 2 fail; 1/2 checks pass"
+    # claims and checks are listed apart in the experiment
+    section = root.by_id("exp-alpha-one")
+    headings = [h.text() for h in section.find_all("h4")]
+    assert headings[:2] == ["Claims", "Checks"]
+    checks = [d for d in section.find_all("details", "claim") if "c1 passes" in d.text()]
+    assert len(checks) == 1 and "check c1" in checks[0].text()
+
+
+def test_claims_are_folded_with_their_detail(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    claims = [
+        _claim("first", 1.0, 0.5, ">=", True, detail="DETAIL-ONE: 40 runs"),
+        _claim("second", 0.1, 0.5, ">=", False, detail="DETAIL-TWO", known_failure="WHY-TWO"),
+    ]
+    _write_run(runs, _outcome("a.b", "a", "r1", "t", claims=claims))
+    text, root = _parse(build_report(runs))
+    details = root.find_all("details", "claim")
+    assert len(details) == 2
+    for node, marker in zip(details, ("DETAIL-ONE: 40 runs", "DETAIL-TWO"), strict=True):
+        assert "open" not in node.attrs  # folded
+        body = node.find_all("div", "body")[0].text()
+        assert marker in body and marker not in node.find_all("summary")[0].text()
+    assert "Known failure: WHY-TWO" in details[1].find_all("div", "body")[0].text()
+    # each detail appears once on the page (inside its fold), plus the "why" of the list
+    assert text.count("DETAIL-ONE") == 1 and text.count("DETAIL-TWO") == 1
+    # run, config and metrics are folded too
+    run = root.find_all("details", "run")[0]
+    assert "test_acc" in run.text() and "r1" in run.text()
+
+
+def test_baseline_threshold_is_labelled(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    claims = [
+        _claim("ensemble beats", 0.99, 0.97, ">", True, baseline="the best single net"),
+        _claim("fixed", 0.99, 0.97, ">=", True, baseline=""),
+    ]
+    _write_run(runs, _outcome("v.ens", "v", "r1", "t", claims=claims))
+    _, root = _parse(build_report(runs))
+    relative, fixed = root.find_all("details", "claim")
+    label = "relative to a measured baseline: the best single net"
+    assert label in relative.find_all("summary")[0].text()
+    assert "threshold > 0.97 (" + label + ")" in relative.text()
+    assert "not fixed in advance" in relative.find_all("p", "baseline")[0].text()
+    assert "relative to" not in fixed.text() and not fixed.find_all("p", "baseline")
+    assert threshold_text(claims[0]) == "> 0.97 (" + label + ")"
+    doc = claims_doc_markdown(latest_outcomes(runs))
+    assert f"| ensemble beats | 0.99 | > 0.97 ({label}) | holds |" in doc
+    assert "| fixed | 0.99 | >= 0.97 | holds |" in doc
+
+
+def test_threshold_text_of_unmeasured_and_free_text_claims() -> None:
+    unmeasured = _claim("k: declared but not measured", None, None, "n/a", False)
+    assert threshold_text(unmeasured) == "n/a"
+    assert threshold_text({"comparison": "within", "threshold": [0.9, 1.1]}) == "within [0.9,1.1]"
+    assert threshold_text({"threshold": 3}) == "3"
+    assert threshold_text({"comparison": "<"}) == "<"
+
+
+def test_not_holding_list_is_exactly_what_does_not_hold(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for outcome in _counting_runs():
+        _write_run(runs, outcome)
+    expected = ["a2 known", "a3 fails", "a4 malformed", "c2 fails", "lucky"]
+    outcomes = latest_outcomes(runs)
+    assert [c["statement"] for _, c in not_holding(outcomes)] == expected
+
+    index = build_report(runs)
+    _, root = _parse(index)
+    section = root.by_id("not-holding")
+    items = section.find_all("li")
+    targets = [root.by_id(li.find_all("a")[0].attrs["href"][1:]) for li in items]
+    assert all(t.tag == "details" and "claim" in t.classes for t in targets)
+    assert [t.find_all("summary")[0].text().split(" measured ")[0] for t in targets] == [
+        "does not hold (known) a2 known",
+        "does not hold a3 fails",
+        "unknown a4 malformed",
+        "does not hold c2 fails",
+        "holds (marked as a known failure) lucky",
+    ]
+    assert "(check)" in items[3].text() and "Why: why" in items[0].text()
+    # the filter hides exactly the rest: claims, checks and experiments marked "ok"
+    for details in root.find_all("details", "claim"):
+        statement = details.find_all("summary")[0].text()
+        shown = any(s in statement for s in expected)
+        assert ("problem" in details.classes) == shown and ("ok" in details.classes) != shown
+    assert "ok" in root.by_id("exp-alpha-two").classes
+    assert "problem" in root.by_id("exp-beta-three").classes
+    assert root.by_id("only-problems").attrs["type"] == "checkbox"
+    # the README list: one line per record, in the same order
+    lines = not_holding_markdown(outcomes).splitlines()
+    assert [line.split(": ", 1)[1].split(" — ")[0] for line in lines] == expected
+    assert lines[3].startswith("- `alpha.one` (check): c2 fails")
+
+
+def test_not_holding_list_when_everything_holds(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    _write_run(runs, _outcome("a.b", "a", "r1", "t"))
+    _, root = _parse(build_report(runs))
+    section = root.by_id("not-holding")
+    assert not section.find_all("li") and "Every claim and check holds." in section.text()
+
+
+def test_contents_lists_every_experiment_by_topic(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for outcome in _counting_runs():
+        _write_run(runs, outcome)
+    _, root = _parse(build_report(runs))
+    contents = root.by_id("contents")
+    hrefs = [a.attrs["href"] for a in contents.find_all("a")]
+    assert hrefs == [
+        "#topic-alpha",
+        "#exp-alpha-one",
+        "#exp-alpha-two",
+        "#topic-beta",
+        "#exp-beta-three",
+    ]
+    assert "1/4 claims hold, 1 known not to hold, 2 fail 1/2 checks pass" in contents.text()
 
 
 def test_build_report_custom_out_dir_and_rebuild(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     _populate(runs)
     out = tmp_path / "site"
-    first = build_report(runs, out)
-    second = build_report(runs, out)
+    first = build_report(runs, out, built=datetime(2026, 1, 1, tzinfo=timezone.utc))
+    before = first.read_text()
+    second = build_report(runs, out, built=datetime(2026, 1, 1, tzinfo=timezone.utc))
     assert first == second == out / "index.html"
-    _, page = _parse(second)
-    assert all((out / (img["src"] or "")).is_file() for img in page.imgs)
+    assert second.read_text() == before
+    _, root = _parse(second)
+    _assert_links_resolve(second, root)
     assert not (runs / "report").exists()
 
 
@@ -291,11 +572,11 @@ def test_build_report_empty_runs_dir(tmp_path: Path) -> None:
     runs = tmp_path / "empty"
     runs.mkdir()
     index = build_report(runs)
-    text, page = _parse(index)
+    text, root = _parse(index)
     assert text.startswith("<!DOCTYPE html>") and text.rstrip().endswith("</html>")
     assert "No runs were found" in text
-    assert "0 claims, 0 hold" in text
-    assert page.imgs == [] and page.summary_rows == []
+    assert root.find_all("p", "count")[0].text() == "0/0 claims hold"
+    assert root.find_all("img") == [] and root.find_all("details") == []
     # building again ignores the report folder it wrote
     assert find_outcomes(runs).items == []
     assert build_report(tmp_path / "does-not-exist").is_file()
@@ -305,9 +586,107 @@ def test_figure_path_escaping_run_dir_is_missing(tmp_path: Path) -> None:
     runs = tmp_path / "runs"
     (tmp_path / "secret.png").write_bytes(_png_bytes())
     _write_run(runs, _outcome("a.b", "a", "r1", "t", figures=["../../../secret.png"]))
-    text, page = _parse(build_report(runs))
-    assert page.imgs == []
+    text, root = _parse(build_report(runs))
+    assert root.find_all("img") == []
     assert "missing: ../../../secret.png" in text
+
+
+def test_summary_markdown_exact() -> None:
+    expected = (
+        "Latest run of each of the 3 experiments (presets full, quick, seed 0): **4/7 claims "
+        "hold, 1 known not to hold, 2 fail; 1/2 checks pass**. Quick runtime: 1 min 16 s, the "
+        "sum of the quick runs' durations on the machine that ran them.\n"
+        "\n"
+        "| topic | experiments | claims | hold | known failures | fail | checks | checks failing "
+        "| quick runtime |\n"
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|\n"
+        "| [alpha](docs/claims.md#alpha) | 2 | 5 | 2 | 1 | 2 | 2 | 1 | 10 s (1 of 2 runs) |\n"
+        "| [beta](docs/claims.md#beta) | 1 | 2 | 2 | 0 | 0 | 0 | 0 | 1 min 06 s |\n"
+        "| **all** | **3** | **7** | **4** | **1** | **2** | **2** | **1** "
+        "| **1 min 16 s (2 of 3 runs)** |\n"
+        "\n"
+        "Every claim and check, with what was measured, the threshold and the detail: "
+        "[docs/claims.md](docs/claims.md)."
+    )
+    assert summary_markdown(_counting_runs()) == expected
+    plain = summary_markdown(_counting_runs(), claims_link=None)
+    assert "| alpha | 2 |" in plain and "docs/claims.md" not in plain
+    assert summary_markdown([]).startswith("No runs yet")
+
+
+def test_claims_doc_markdown_lists_every_record_by_topic() -> None:
+    outcomes = _counting_runs()
+    doc = claims_doc_markdown(outcomes, back_link="../README.md")
+    assert doc == claims_doc_markdown(outcomes, back_link="../README.md")
+    assert doc.startswith("# Claims and checks\n") and "[README](../README.md)" in doc
+    lines = doc.splitlines()
+    headings = [line for line in lines if line.startswith("#")]
+    assert headings == [
+        "# Claims and checks",
+        "## alpha",
+        "### alpha.one",
+        "### alpha.two",
+        "## beta",
+        "### beta.three",
+    ]
+    assert "[alpha](#alpha) (2/5 claims hold, 1 known not to hold, 2 fail; 1/2 checks pass)" in doc
+    # every record is one table row, claims and checks in their own tables
+    for outcome in outcomes:
+        for claim in outcome["claims"]:
+            assert sum(line.startswith(f"| {claim['statement']} |") for line in lines) == 1
+    one = doc[doc.index("### alpha.one") : doc.index("### alpha.two")]
+    assert one.index("| claim | measured |") < one.index("| a4 malformed |")
+    assert one.index("| a4 malformed |") < one.index("| check | measured |")
+    assert one.index("| check | measured |") < one.index("| c1 passes |")
+    assert "| c2 fails | 0.001 | <= 1e-12 | does not hold |" in one
+    assert "| a2 known | 0.1 | >= 0.5 | does not hold (known) | Known failure: why |" in one
+    assert "Run `r1`: quick preset, seed 0, cpu, 10 s;" in one
+    assert "| check |" not in doc[doc.index("### alpha.two") :]
+    assert claims_doc_markdown([]).endswith("No runs yet.\n")
+
+
+@pytest.mark.parametrize(
+    ("docstring", "sentence"),
+    [
+        (None, ""),
+        ("", ""),
+        ("One line.", "One line."),
+        ("No full stop", "No full stop"),
+        (
+            "The training risk of a fitted model underestimates its risk; for a fixed model the\n"
+            "    empirical risk converges to the risk like 1/sqrt(n).\n\n    More.\n    ",
+            "The training risk of a fitted model underestimates its risk; for a fixed model the "
+            "empirical risk converges to the risk like 1/sqrt(n).",
+        ),
+        (
+            "Ill-conditioning slows GD. Momentum helps.\n\n    Deterministic.",
+            "Ill-conditioning slows GD.",
+        ),
+        (
+            "Gaussian vs. Xavier init, e.g. Xavier wins. Then more.",
+            "Gaussian vs. Xavier init, e.g. Xavier wins.",
+        ),
+        ("N(0,0.01^2) vanishes. Rest.", "N(0,0.01^2) vanishes."),
+        ("A paragraph\nwithout end\n\nSecond paragraph.", "A paragraph without end"),
+        ("Does it hold? Yes.", "Does it hold?"),
+        ("Version 2.0 of the net. Next", "Version 2.0 of the net."),
+    ],
+)
+def test_first_sentence(docstring: str | None, sentence: str) -> None:
+    assert first_sentence(docstring) == sentence
+
+
+def test_runtime_text() -> None:
+    assert [runtime_text(s) for s in (0, 12.3, 59.4, 60, 125.6, 3599, 3600, 7265)] == [
+        "0 s",
+        "12 s",
+        "59 s",
+        "1 min 00 s",
+        "2 min 06 s",
+        "59 min 59 s",
+        "1 h 00 min",
+        "2 h 01 min",
+    ]
 
 
 def test_claims_markdown_exact() -> None:

@@ -6,13 +6,16 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from unittest import mock
 
 import pytest
 import torch
 from torch import nn
 from torch.utils.data import TensorDataset
 
+from deepnotes.core.checkpoint import load_checkpoint
 from deepnotes.core.context import RunContext
+from deepnotes.core.engine import Loop
 from deepnotes.core.errors import DivergenceError
 from deepnotes.core.metrics import MetricsLogger, read_metrics
 from deepnotes.core.schedules import schedule_factor
@@ -223,9 +226,9 @@ def test_nan_loss_stops_with_step_and_checkpoint(tmp_path: Path) -> None:
     assert "loss is nan at epoch 2, step 2 (global step 6)" in message
     assert str(tmp_path / "checkpoints" / "model.pt") in message and "after epoch 1" in message
     # the checkpoint named is intact and loadable
-    ckpt = torch.load(tmp_path / "checkpoints" / "model.pt", weights_only=False)
-    assert ckpt["epoch"] == 1
-    assert all(torch.isfinite(v).all() for v in ckpt["model"].values())
+    ckpt = load_checkpoint(tmp_path / "checkpoints" / "model.pt")
+    assert ckpt["round"] == 1
+    assert all(torch.isfinite(v).all() for v in ckpt["track"]["model"].values())
 
 
 def test_exploding_loss_is_divergence(tmp_path: Path) -> None:
@@ -335,18 +338,17 @@ def _fit(tmp_path: Path, resume: bool, crash_after: int | None = None):
         schedule="cosine",
         progress=False,
     )
-    if crash_after is not None:
-        original = trainer._save
-        saves = []
+    original = Loop._save
+    saves = []
 
-        def save_then_crash(*args, **kwargs):
-            original(*args, **kwargs)
-            saves.append(1)
-            if len(saves) == crash_after:
-                raise KeyboardInterrupt  # killed right after a checkpoint
+    def save_then_crash(self, *args, **kwargs):
+        original(self, *args, **kwargs)
+        saves.append(1)
+        if len(saves) == crash_after:
+            raise KeyboardInterrupt  # killed right after a checkpoint
 
-        trainer._save = save_then_crash
-    result = trainer.fit(blobs(200, 1), blobs(60, 2), blobs(60, 3))
+    with mock.patch.object(Loop, "_save", save_then_crash):
+        result = trainer.fit(blobs(200, 1), blobs(60, 2), blobs(60, 3))
     ctx.metrics.flush()
     return result, model
 
@@ -371,9 +373,7 @@ def test_resume_after_interruption_is_bitwise_identical(tmp_path: Path) -> None:
 
 def test_resume_of_a_finished_fit_skips_training(tmp_path: Path) -> None:
     first, _ = _fit(tmp_path, resume=False)
-    ckpt = json.dumps(
-        torch.load(tmp_path / "checkpoints" / "model.pt", weights_only=False)["epoch"]
-    )
+    ckpt = json.dumps(load_checkpoint(tmp_path / "checkpoints" / "model.pt")["round"])
     again, _ = _fit(tmp_path, resume=True)
     assert ckpt == "6"
     assert again.test == first.test and again.history == first.history

@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from deepnotes.optim.optimizers import SGD, Momentum, RMSProp
-from deepnotes.optim.quadratic import Quadratic, best_step, iterations_to_tolerance, trajectory
+from deepnotes.optim.quadratic import (
+    Quadratic,
+    Setting,
+    best_setting,
+    best_step,
+    iterations_to_tolerance,
+    trajectory,
+)
 
 
 def test_value_and_gradient_match_autograd() -> None:
@@ -137,6 +144,40 @@ def test_momentum_beats_gd_on_an_ill_conditioned_quadratic() -> None:
     assert gd.iterations > 5 * hb.iterations
 
 
+def test_best_setting_agrees_with_brute_force_over_both_grids() -> None:
+    f = Quadratic(0.05, 1.0)  # kappa = 20
+    start = (-4.0, 1.0)
+    lrs = [10 ** (-1.5 + k / 4) for k in range(7)]  # 0.03 .. 1
+    momenta = (0.0, 0.5, 0.8)
+
+    def make(p: list[torch.Tensor], lr: float, m: float) -> Momentum:
+        return Momentum(p, lr=lr, momentum=m)
+
+    counts = {
+        (m, lr): iterations_to_tolerance(
+            lambda p, lr=lr, m=m: make(p, lr, m), f, start, tol=1e-2, max_steps=600, stay=5
+        )
+        for m in momenta
+        for lr in lrs
+    }
+    fewest = min(n for n in counts.values() if n is not None)
+    got = best_setting(make, momenta, f, start, lrs, tol=1e-2, max_steps=600, stay=5)
+    assert got.reached and got.iterations == fewest
+    assert counts[got.knob, got.lr] == fewest
+    # ties go to the first knob, then to the larger step
+    first = next(m for m in momenta if fewest in {counts[m, lr] for lr in lrs})
+    assert got.knob == first
+    assert got.lr == max(lr for lr in lrs if counts[first, lr] == fewest)
+
+
+def test_best_setting_reports_a_grid_where_everything_diverges() -> None:
+    f = Quadratic(1.0, 10.0)  # GD is stable only below 1/a2 = 0.1
+    got = best_setting(
+        lambda p, lr, _: SGD(p, lr=lr), (0.0,), f, (1.0, 1.0), [0.2, 0.5], tol=1e-3, max_steps=500
+    )
+    assert got == Setting(None, None, None) and not got.reached
+
+
 def test_invalid_inputs_raise() -> None:
     with pytest.raises(ValueError, match="a1 must be"):
         Quadratic(0.0, 1.0)
@@ -151,3 +192,5 @@ def test_invalid_inputs_raise() -> None:
         trajectory(lambda p: SGD(p, lr=0.1), f, (1.0, 1.0), steps=-1)
     with pytest.raises(ValueError, match="at least one"):
         best_step(lambda p, lr: SGD(p, lr=lr), f, (1.0, 1.0), [], tol=0.1)
+    with pytest.raises(ValueError, match="knobs"):
+        best_setting(lambda p, lr, _: SGD(p, lr=lr), (), f, (1.0, 1.0), [0.1], tol=0.1)

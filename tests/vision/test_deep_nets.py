@@ -20,6 +20,7 @@ from deepnotes.vision.deep_nets import (
     dead_unit_masks,
     init_std,
     init_weights_,
+    kill_units_,
     layer_gradient_norms,
     linear_output_variance,
     make_activation,
@@ -243,3 +244,44 @@ def test_batchnorm_scale_invariance_and_what_breaks_it() -> None:
         batchnorm_scale_invariance(plain_mlp(12, 16, 3, 3, norm="after"), x.float(), y, 10.0)
     with pytest.raises(ValueError, match="factor must be > 0"):
         batchnorm_scale_invariance(net, x, y, 0.0)
+
+
+def test_kill_units_pushes_the_chosen_units_below_zero_on_every_example() -> None:
+    torch.manual_seed(0)
+    net = plain_mlp(
+        16, 24, 3, 4, activation="relu", init="he", generator=torch.Generator().manual_seed(1)
+    )
+    x = torch.randn(300, 16)
+    weights = [lin.weight.clone() for lin in net.linears()]
+    killed = kill_units_(net, x, 0.25, 0.5, torch.Generator().manual_seed(2))
+    assert [int(k.sum()) for k in killed] == [6, 6, 6]
+    for trace, mask in zip(net.trace(x), killed, strict=True):
+        pre = trace.pre[:, mask]  # (N, killed)
+        assert (pre.max(dim=0).values <= -0.5 * pre.std(dim=0) + 1e-5).all()
+    dead = dead_unit_masks(net, x, "zero_output")
+    assert all(bool(d[k].all()) for d, k in zip(dead, killed, strict=True))
+    assert all(torch.equal(w, lin.weight) for w, lin in zip(weights, net.linears(), strict=True))
+
+
+def test_dead_relu_units_get_no_gradient_and_leaky_ones_do() -> None:
+    torch.manual_seed(0)
+    x = torch.randn(200, 16)
+    y = torch.randint(0, 4, (200,))
+    for act, expect_zero in (("relu", True), ("leaky_relu", False), ("elu", False)):
+        net = plain_mlp(
+            16, 24, 2, 4, activation=act, init="he", generator=torch.Generator().manual_seed(3)
+        )
+        killed = kill_units_(net, x, 0.5, 0.5, torch.Generator().manual_seed(4))
+        F.cross_entropy(net(x), y).backward()
+        grad = net.layers[0].linear.weight.grad[killed[0]]  # (killed, 16)
+        assert (grad.abs().max().item() == 0.0) == expect_zero
+
+
+def test_kill_units_refuses_bad_input() -> None:
+    x = torch.randn(10, 8)
+    with pytest.raises(ValueError, match="fraction"):
+        kill_units_(plain_mlp(8, 4, 2, 2), x, 1.5, 0.0)
+    with pytest.raises(ValueError, match="margin"):
+        kill_units_(plain_mlp(8, 4, 2, 2), x, 0.5, -1.0)
+    with pytest.raises(ValueError, match="BatchNorm"):
+        kill_units_(plain_mlp(8, 4, 2, 2, norm="before"), x, 0.5, 0.0)

@@ -26,9 +26,19 @@ from deepnotes.vision.ensembles import (
     majority_vote,
     multi_head_cross_entropy,
     negative_log_likelihood,
+    prediction_scores,
 )
 
 # ------------------------------------------------------------------------ prediction averaging
+
+
+def test_prediction_scores_by_hand() -> None:
+    probabilities = torch.tensor([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6], [0.5, 0.4, 0.1]])
+    target = torch.tensor([0, 1, 0])
+    scores = prediction_scores(probabilities, target)
+    assert scores["acc"] == pytest.approx(2 / 3)  # the second example is misclassified
+    nll = -(math.log(0.7) + math.log(0.3) + math.log(0.5)) / 3
+    assert scores["nll"] == pytest.approx(nll, rel=1e-6)
 
 
 def test_ensemble_probabilities_is_the_mean_of_independent_softmaxes() -> None:

@@ -8,26 +8,43 @@ therefore raises :class:`~deepnotes.core.errors.ConfigError` with nothing writte
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
+import hashlib
 import json
 import platform
 import secrets
 import shutil
 import time
+from collections.abc import Callable, Mapping
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
+import numpy as np
 import torch
 
 from deepnotes.core import config as config_mod
 from deepnotes.core import distributed
+from deepnotes.core.checkpoint import load_checkpoint, save_checkpoint
 from deepnotes.core.errors import ConfigError, UsageError
 from deepnotes.core.io import atomic_save, atomic_write_json
 from deepnotes.core.metrics import MetricsLogger
 from deepnotes.core.progress import Progress
-from deepnotes.core.registry import Experiment, Outcome, get_experiment
-from deepnotes.core.seeding import resolve_device, seed_everything
+from deepnotes.core.registry import Experiment, Outcome, complete, get_experiment
+from deepnotes.core.seeding import derive_seed, resolve_device, seed_everything, seeded
+
+T = TypeVar("T")
+
+
+def _key_default(obj: Any) -> Any:
+    if isinstance(obj, tuple | list):
+        return list(obj)
+    if hasattr(obj, "item"):
+        return obj.item()
+    raise TypeError(f"cache keys hold numbers, strings and lists, got {type(obj).__name__}")
 
 
 @dataclass
@@ -80,9 +97,56 @@ class RunContext:
             atomic_save(path, lambda f: fig.savefig(f, format="png", dpi=dpi, bbox_inches="tight"))
         return path
 
-    def generator(self, offset: int = 0) -> torch.Generator:
-        """A CPU generator seeded from the run seed (``offset`` separates independent streams)."""
-        return torch.Generator().manual_seed(self.seed * 1_000_003 + offset)
+    # ------------------------------------------------------------------ seed streams
+    def seed_for(self, *keys: int | str) -> int:
+        """The seed of the independent stream ``keys`` of this run (see
+        :func:`~deepnotes.core.seeding.derive_seed`): the same keys always give the same seed,
+        different keys unrelated ones."""
+        return derive_seed(self.seed, *keys)
+
+    def stream(self, *keys: int | str) -> torch.Generator:
+        """A CPU ``torch.Generator`` for the stream ``keys`` (data draws, subsets, masks)."""
+        return torch.Generator().manual_seed(self.seed_for(*keys))
+
+    def numpy_rng(self, *keys: int | str) -> np.random.Generator:
+        """A NumPy generator for the stream ``keys``."""
+        return np.random.default_rng(self.seed_for(*keys))
+
+    def seeded(self, *keys: int | str) -> AbstractContextManager[None]:
+        """A block in which the global generators are seeded from the stream ``keys`` (and
+        restored after it), e.g. ``with ctx.seeded("init", r): net = MLP(...)``: the weights
+        depend on ``keys`` alone, not on what ran before (so a resumed run that skips finished
+        fits initialises the remaining ones exactly as an uninterrupted run does)."""
+        return seeded(self.seed_for(*keys))
+
+    def child(self, *keys: int | str) -> RunContext:
+        """This context with the seed of the stream ``keys``: what a Trainer shuffles with, so
+        that independent fits do not all see the same minibatch order."""
+        return dataclasses.replace(self, seed=self.seed_for(*keys))
+
+    # ------------------------------------------------------------------ resumable sub-results
+    def cached(self, kind: str, key: Mapping[str, Any], compute: Callable[[], T]) -> T:
+        """``compute()``, kept in the run folder under ``cache/`` and keyed by ``key``.
+
+        An experiment made of many fits wraps each in ``cached`` with what determines it (the
+        config fields it uses, its stream keys): a run killed after 20 of 30 fits resumes with
+        the 20 read back and trains only the remaining 10. Values must be tensors, numbers,
+        strings, NumPy arrays or lists/tuples/dicts of them; they are read back with
+        ``weights_only=True``. A file whose stored key differs is recomputed and replaced.
+        """
+        if not kind or not kind.replace("_", "").replace("-", "").isalnum():
+            raise ValueError(f"cache kind must be a plain name, got {kind!r}")
+        text = json.dumps(dict(key), sort_keys=True, default=_key_default)
+        digest = hashlib.blake2b(text.encode(), digest_size=10).hexdigest()
+        path = self.out_dir / "cache" / f"{kind}-{digest}.pt"
+        if path.exists():
+            stored = load_checkpoint(path)
+            if stored.get("key") == text:
+                return stored["value"]
+        value = compute()
+        if self.is_main:
+            save_checkpoint(path, {"key": text, "value": value})
+        return value
 
 
 @dataclass
@@ -141,8 +205,9 @@ def run_experiment(
         resume: continue the run ``run_id`` (or the newest unfinished one) from its checkpoints,
             with its stored config and seed.
         run_id: name of the run folder (default: timestamp, seed and a random suffix).
-        threads: torch's intra-op CPU threads for this run (default: torch's own choice); 1 is
-            much faster for small models on a shared CPU. Restored afterwards.
+        threads: torch's intra-op CPU threads and NumPy's BLAS threads for this run (default:
+            the libraries' own choice); 1 is much faster for small models on a shared CPU.
+            Restored afterwards.
 
     Raises:
         ConfigError: bad name, preset, key, value, device, or nothing to resume; nothing written.
@@ -199,10 +264,16 @@ def run_experiment(
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
     previous_threads = torch.get_num_threads()
+    blas_limit = contextlib.nullcontext()
     if threads is not None:
         torch.set_num_threads(threads)
+        # NumPy's BLAS too: a small matmul on a busy CPU is 100x slower with every core's thread
+        from threadpoolctl import threadpool_limits
+
+        blas_limit = threadpool_limits(limits=threads)
     try:
-        outcome = exp.fn(cfg, ctx)
+        with blas_limit:
+            outcome = exp.fn(cfg, ctx)
     except UsageError:
         # the experiment refused its input (a data file it cannot read, say): a new run folder
         # holds nothing worth keeping, so it goes, and bad input leaves nothing behind
@@ -217,6 +288,7 @@ def run_experiment(
         torch.set_num_threads(previous_threads)
     if not isinstance(outcome, Outcome):
         raise TypeError(f"experiment {name!r} returned {type(outcome).__name__}, not Outcome")
+    outcome = complete(exp, outcome)
     record = {
         "name": name,
         "topic": exp.topic,
@@ -230,6 +302,7 @@ def run_experiment(
         "config": config_mod.to_dict(cfg),
         "metrics": dict(outcome.metrics),
         "figures": [_relative(p, run_dir) for p in outcome.figures],
+        "declared": {"claims": list(exp.claims), "checks": list(exp.checks)},
         "claims": [c.to_dict() for c in outcome.claims],
         "all_hold": outcome.all_hold,
         "unexpected_failures": outcome.unexpected_failures,

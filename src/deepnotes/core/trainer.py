@@ -1,4 +1,5 @@
-"""The supervised Trainer every topic reuses.
+"""The supervised Trainer: the training engine (:class:`~deepnotes.core.engine.Loop`) in epoch
+mode with a step that does forward, loss, backward and update, plus model selection.
 
 The protocol is the one of the notes (discussion 1, "Dataset splits during training"): train on
 the training set only; choose the epoch (and, in experiments, the hyperparameters) on the
@@ -10,13 +11,14 @@ What it does besides the loop:
   ``metrics.jsonl``;
 - selection of the best epoch on a validation metric, optional early stopping;
 - gradient clipping and a per-step learning-rate schedule;
-- a checkpoint after every epoch (model, optimiser, schedule, RNG states, history), written
-  atomically; with ``ctx.resume`` a killed run continues from it and ends with exactly the
-  metrics of an uninterrupted run (batches depend only on ``(seed, epoch)``);
-- a guard that stops with :class:`~deepnotes.core.errors.DivergenceError` at the first
-  non-finite loss, or at a loss that has exploded to ``explode_factor`` times the first step's
-  loss (Adam with a huge step keeps the loss finite but astronomically large), naming the step
-  and the last good checkpoint;
+- (from the engine) a checkpoint after every epoch (model, optimiser, schedule, selection
+  state, RNG states, history), written atomically and read back safely; with ``ctx.resume`` a
+  killed run continues from it and ends with exactly the metrics of an uninterrupted run
+  (batches depend only on ``(seed, epoch)``);
+- (from the engine) a guard that stops with :class:`~deepnotes.core.errors.DivergenceError`
+  at the first non-finite loss, or at a loss that has exploded to ``explode_factor`` times the
+  first step's loss (Adam with a huge step keeps the loss finite but astronomically large),
+  naming the step and the last good checkpoint;
 - DistributedDataParallel under torchrun: the global batch is split across ranks with a
   ``DistributedSampler``, evaluation metrics are summed across ranks (exactly, no padding), and
   only rank 0 writes.
@@ -32,8 +34,8 @@ from __future__ import annotations
 import copy
 import math
 import time
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -46,11 +48,8 @@ from torch.utils.data._utils.collate import default_collate
 
 from deepnotes.core import distributed
 from deepnotes.core.context import RunContext
-from deepnotes.core.errors import DivergenceError
-from deepnotes.core.io import atomic_save
-from deepnotes.core.progress import Progress
+from deepnotes.core.engine import WEIGHT, Loop
 from deepnotes.core.schedules import make_scheduler
-from deepnotes.core.seeding import rng_state, set_rng_state
 
 MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """A metric maps (model output, target) to one value per example; the Trainer averages them."""
@@ -86,19 +85,6 @@ class FitResult:
     test_outputs: torch.Tensor | None = None
     seconds: float = 0.0
     kept_epoch: int = 0
-
-
-@dataclass
-class _State:
-    epoch: int = 0  # epochs completed
-    best_value: float = math.nan
-    best_epoch: int = 0
-    best_weights: dict[str, torch.Tensor] | None = None
-    bad_epochs: int = 0
-    initial_loss: float = math.nan
-    finished: bool = False
-    stopped_early: bool = False
-    history: list[dict[str, Any]] = field(default_factory=list)
 
 
 class Trainer:
@@ -218,76 +204,95 @@ class Trainer:
         )
         steps_per_epoch = math.ceil(len(sampler) / per_rank_batch)
         scheduler = self._scheduler(steps_per_epoch)
-        state = _State()
-        if self.checkpoint and self.ctx.resume and self.checkpoint_path.exists():
-            state = self._restore(scheduler)
-        description = f"{self.ctx.name} [{self.tag}]"
-        bar_or_silence = (
-            self.ctx.progress(self.epochs, description)
-            if self.show_progress
-            else Progress(self.epochs, description, enabled=False)
-        )
-        with bar_or_silence as bar:
-            if state.epoch:
-                bar.advance(state.epoch)  # epochs restored from the checkpoint
-            while not state.finished:
-                epoch = state.epoch + 1
-                t_epoch = time.perf_counter()
-                sampler.set_epoch(epoch)
-                train_stats = self._train_epoch(
-                    state,
-                    net,
-                    train,
-                    list(sampler),
-                    per_rank_batch,
-                    scheduler,
-                    epoch,
-                    steps_per_epoch,
-                )
-                val_stats = self.evaluate(val)
-                record = {
-                    "tag": self.tag,
-                    "epoch": epoch,
-                    **{f"train_{k}": v for k, v in train_stats.items()},
-                    **{f"val_{k}": v for k, v in val_stats.items()},
-                    "lr": self.optimizer.param_groups[0]["lr"],
-                }
-                if self.on_epoch_end is not None:
-                    extra = self.on_epoch_end(self, epoch) or {}
-                    clash = sorted(set(extra) & set(record))
-                    if clash:
-                        raise ValueError(f"on_epoch_end returned reserved keys {clash}")
-                    record.update({k: float(v) for k, v in extra.items()})
-                record["seconds"] = round(time.perf_counter() - t_epoch, 4)
-                state.history.append(record)
-                self._select(state, epoch, val_stats[self.select])
-                state.epoch = epoch
-                if epoch >= self.epochs:
-                    state.finished = True
-                elif self.patience is not None and state.bad_epochs >= self.patience:
-                    state.finished = state.stopped_early = True
-                if self.log_records:
-                    self.ctx.log(record)
-                if self.checkpoint:
-                    self._save(state, scheduler)
-                bar.advance(
-                    1,
-                    loss=train_stats["loss"],
-                    val_loss=val_stats["loss"],
-                    **{f"val_{k}": val_stats[k] for k in self.metrics},
-                )
-        if self.keep == "best" and state.best_weights is not None:
-            self.model.load_state_dict(state.best_weights)
-        best = {
-            k[4:]: v for k, v in state.history[state.best_epoch - 1].items() if k.startswith("val_")
+        # the selection state the checkpoint must carry besides the model and optimiser
+        selection: dict[str, Any] = {
+            "best_value": math.nan,
+            "best_epoch": 0,
+            "bad_epochs": 0,
+            "best_weights": {},
         }
+        track: dict[str, Any] = {
+            "model": self.model,
+            "optimizer": self.optimizer,
+            "selection": selection,
+        }
+        if scheduler is not None:
+            track["scheduler"] = scheduler
+        loop = Loop(
+            self.ctx,
+            tag=self.tag,
+            track=track,
+            watch=("train_loss",),
+            explode_factor=self.explode_factor,
+            checkpoint=self.checkpoint,
+            progress=self.show_progress,
+            log=self.log_records,
+        )
+
+        def batches(epoch: int) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+            sampler.set_epoch(epoch)  # the order depends on (seed, epoch) only
+            indices = list(sampler)
+            net.train()
+            for start in range(0, len(indices), per_rank_batch):
+                yield self._batch(train, indices[start : start + per_rank_batch])
+
+        def step(batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
+            x, y = batch
+            output = net(x)
+            loss = self.loss_fn(output, y)
+            n = y.shape[0]
+            sums = torch.stack(
+                [
+                    loss.detach().double() * n,
+                    torch.tensor(float(n), dtype=torch.float64, device=loss.device),
+                ]
+                + [fn(output.detach(), y).double().sum() for fn in self.metrics.values()]
+            )
+            distributed.all_reduce_sum(sums)  # every rank sees the same values (and verdict)
+            count = sums[1].item()
+            values = (sums / count).tolist()
+            record = {"train_loss": values[0], WEIGHT: count}
+            record.update({f"train_{k}": values[2 + i] for i, k in enumerate(self.metrics)})
+            if not math.isfinite(values[0]):
+                return record  # the loop's guard stops here, before a poisoned update
+            self.optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            if self.grad_clip is not None:
+                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
+            self.optimizer.step()
+            if scheduler is not None:
+                scheduler.step()
+            return record
+
+        def evaluate(epoch: int) -> dict[str, float]:
+            val_stats = self.evaluate(val)
+            record = {f"val_{k}": v for k, v in val_stats.items()}
+            record["lr"] = self.optimizer.param_groups[0]["lr"]
+            if self.on_epoch_end is not None:
+                extra = self.on_epoch_end(self, epoch) or {}
+                reserved = {"tag", "epoch", "seconds", "train_loss", *record}
+                reserved |= {f"train_{k}" for k in self.metrics}
+                clash = sorted(set(extra) & reserved)
+                if clash:
+                    raise ValueError(f"on_epoch_end returned reserved keys {clash}")
+                record.update({k: float(v) for k, v in extra.items()})
+            if self._select(selection, epoch, val_stats[self.select]):
+                loop.stop()  # patience exhausted: early stopping
+            return record
+
+        outcome = loop.run(step, epochs=self.epochs, batches=batches, evaluate=evaluate)
+        history = outcome.history
+        best_epoch = int(selection["best_epoch"])
+        if self.keep == "best" and selection["best_weights"]:
+            self.model.load_state_dict(selection["best_weights"])
+        best = {k[4:]: v for k, v in history[best_epoch - 1].items() if k.startswith("val_")}
         result = FitResult(
-            best_epoch=state.best_epoch,
-            epochs_run=state.epoch,
-            stopped_early=state.stopped_early,
+            best_epoch=best_epoch,
+            epochs_run=outcome.rounds,
+            stopped_early=outcome.stopped_early,
             best=best,
-            history=state.history,
-            kept_epoch=state.best_epoch if self.keep == "best" else state.epoch,
+            history=history,
+            kept_epoch=best_epoch if self.keep == "best" else outcome.rounds,
         )
         if test is not None:
             result.test, result.test_outputs = self.evaluate_test(test)
@@ -352,87 +357,20 @@ class Trainer:
         return stats, ordered
 
     # ------------------------------------------------------------------ internals
-    def _train_epoch(
-        self,
-        state: _State,
-        net: nn.Module,
-        train: Dataset,
-        indices: list[int],
-        batch_size: int,
-        scheduler: Any,
-        epoch: int,
-        steps_per_epoch: int,
-    ) -> dict[str, float]:
-        net.train()
-        totals = torch.zeros(2 + len(self.metrics), dtype=torch.float64, device=self.ctx.device)
-        for step, start in enumerate(range(0, len(indices), batch_size), start=1):
-            x, y = self._batch(train, indices[start : start + batch_size])
-            output = net(x)
-            loss = self.loss_fn(output, y)
-            n = y.shape[0]
-            batch_sums = torch.stack(
-                [
-                    loss.detach().double() * n,
-                    torch.tensor(float(n), dtype=torch.float64, device=loss.device),
-                ]
-                + [fn(output.detach(), y).double().sum() for fn in self.metrics.values()]
-            )
-            distributed.all_reduce_sum(batch_sums)  # every rank sees the same verdict below
-            mean_loss = (batch_sums[0] / batch_sums[1]).item()
-            if math.isnan(state.initial_loss):
-                state.initial_loss = abs(mean_loss)
-            if not math.isfinite(mean_loss):
-                self._diverged(f"loss is {mean_loss}", epoch, step, steps_per_epoch)
-            if (
-                self.explode_factor is not None
-                and state.initial_loss > 0
-                and mean_loss > self.explode_factor * state.initial_loss
-            ):
-                self._diverged(
-                    f"loss exploded to {mean_loss:.3g} (more than {self.explode_factor:g} times "
-                    f"the first step's {state.initial_loss:.3g})",
-                    epoch,
-                    step,
-                    steps_per_epoch,
-                )
-            totals += batch_sums
-            self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            if self.grad_clip is not None:
-                nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
-            self.optimizer.step()
-            if scheduler is not None:
-                scheduler.step()
-        values = (totals / totals[1]).tolist()
-        return {"loss": values[0], **{k: values[2 + i] for i, k in enumerate(self.metrics)}}
-
-    def _diverged(self, what: str, epoch: int, step: int, steps_per_epoch: int) -> None:
-        self.ctx.metrics.flush()
-        global_step = (epoch - 1) * steps_per_epoch + step
-        if self.checkpoint and self.checkpoint_path.exists():
-            last = torch.load(self.checkpoint_path, map_location="cpu", weights_only=False)
-            where = f"last good checkpoint: {self.checkpoint_path} (after epoch {last['epoch']})"
-        else:
-            where = "no checkpoint was written before it (it diverged in the first epoch)"
-        group = self.optimizer.param_groups[0]
-        lr = group.get("initial_lr", group["lr"])
-        raise DivergenceError(
-            f"training diverged: [{self.tag}] {what} at epoch {epoch}, step {step} "
-            f"(global step {global_step}); {where}. The learning rate was {lr:g}: try a smaller "
-            "one, or set a gradient clip."
-        )
-
-    def _select(self, state: _State, epoch: int, value: float) -> None:
+    def _select(self, selection: dict[str, Any], epoch: int, value: float) -> bool:
+        """Record ``epoch`` if it is the best so far; True when patience is exhausted."""
+        best = selection["best_value"]
         better = (
-            math.isnan(state.best_value)
-            or (self.mode == "min" and value < state.best_value)
-            or (self.mode == "max" and value > state.best_value)
+            math.isnan(best)
+            or (self.mode == "min" and value < best)
+            or (self.mode == "max" and value > best)
         )
         if better:
-            state.best_value, state.best_epoch, state.bad_epochs = value, epoch, 0
-            state.best_weights = copy.deepcopy(self.model.state_dict())
+            selection.update(best_value=value, best_epoch=epoch, bad_epochs=0)
+            selection["best_weights"] = copy.deepcopy(self.model.state_dict())
         else:
-            state.bad_epochs += 1
+            selection["bad_epochs"] += 1
+        return self.patience is not None and selection["bad_epochs"] >= self.patience
 
     def _batch(self, dataset: Dataset, indices: list[int]) -> tuple[torch.Tensor, torch.Tensor]:
         if isinstance(dataset, TensorDataset):
@@ -458,57 +396,6 @@ class Trainer:
         return make_scheduler(
             self.schedule, self.optimizer, total, warmup_steps=self.warmup_epochs * steps_per_epoch
         )
-
-    def _save(self, state: _State, scheduler: Any) -> None:
-        if not self.ctx.is_main:
-            return
-        self.ctx.metrics.flush()
-        payload = {
-            "epoch": state.epoch,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "scheduler": scheduler.state_dict() if scheduler is not None else None,
-            "best_value": state.best_value,
-            "best_epoch": state.best_epoch,
-            "best_weights": state.best_weights,
-            "bad_epochs": state.bad_epochs,
-            "initial_loss": state.initial_loss,
-            "finished": state.finished,
-            "stopped_early": state.stopped_early,
-            "history": state.history,
-            "rng": rng_state(),
-        }
-        atomic_save(self.checkpoint_path, lambda f: torch.save(payload, f))
-
-    def _restore(self, scheduler: Any) -> _State:
-        ckpt = torch.load(self.checkpoint_path, map_location=self.ctx.device, weights_only=False)
-        self.model.load_state_dict(ckpt["model"])
-        self.optimizer.load_state_dict(ckpt["optimizer"])
-        if scheduler is not None and ckpt["scheduler"] is not None:
-            scheduler.load_state_dict(ckpt["scheduler"])
-        set_rng_state(_to_cpu(ckpt["rng"]))
-        if self.log_records:
-            for record in ckpt["history"]:
-                self.ctx.log(record)
-        return _State(
-            epoch=ckpt["epoch"],
-            best_value=ckpt["best_value"],
-            best_epoch=ckpt["best_epoch"],
-            best_weights=ckpt["best_weights"],
-            bad_epochs=ckpt["bad_epochs"],
-            initial_loss=ckpt["initial_loss"],
-            finished=ckpt["finished"],
-            stopped_early=ckpt["stopped_early"],
-            history=ckpt["history"],
-        )
-
-
-def _to_cpu(state: dict) -> dict:
-    out = dict(state)
-    out["torch"] = state["torch"].cpu()
-    if "cuda" in state:
-        out["cuda"] = [s.cpu() for s in state["cuda"]]
-    return out
 
 
 def make_optimizer(

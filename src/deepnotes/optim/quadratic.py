@@ -16,6 +16,8 @@ Example:
     >>> f = Quadratic(a1=0.05, a2=5.0)
     >>> path = trajectory(lambda p: Momentum(p, lr=0.3, momentum=0.7), f, (-9.0, 1.5), steps=50)
     >>> iterations_to_tolerance(lambda p: SGD(p, lr=0.19), f, (-9.0, 1.5), tol=1e-4)
+    >>> best_setting(lambda p, lr, m: Momentum(p, lr=lr, momentum=m), (0.5, 0.9), f,
+    ...              (-9.0, 1.5), lrs=[0.01, 0.1, 0.3], tol=1e-3)
 """
 
 from __future__ import annotations
@@ -210,3 +212,72 @@ def best_step(
         if count is not None:
             best = StepChoice(lr, count)
     return best
+
+
+@dataclass(frozen=True)
+class Setting:
+    """A method's best (step size, second hyperparameter) on a problem, from grids."""
+
+    lr: float | None
+    """The chosen step size (None: no pair of the grids reached the tolerance)."""
+    knob: float | None
+    """The chosen second hyperparameter (m for momentum, beta for RMSProp, ...)."""
+    iterations: int | None
+    """Its iteration count (None when nothing reached the tolerance)."""
+
+    @property
+    def reached(self) -> bool:
+        """Whether some pair of the grids reached the tolerance."""
+        return self.iterations is not None
+
+
+def best_setting(
+    make_optimizer: Callable[[list[torch.Tensor], float, float], Optimizer],
+    knobs: Sequence[float],
+    f: Quadratic,
+    start: Sequence[float] | torch.Tensor,
+    lrs: Sequence[float],
+    tol: float,
+    max_steps: int = 100_000,
+    stay: int = 0,
+) -> Setting:
+    """The (lr, knob) of the grids reaching ``tol`` in the fewest iterations (ties: first knob,
+    then the larger step).
+
+    Every pair is tried with a budget that grows by 4x (16, 64, ... up to ``max_steps``) until
+    one reaches the tolerance; within a round, a candidate runs only as long as it could still
+    beat the best so far. A pair that fails a round needs more iterations than that round's
+    budget, so the first round with a success finds the optimum of the grids, while slow or
+    circling pairs never cost ``max_steps`` iterations each.
+
+    Arguments:
+        make_optimizer: ``(params, lr, knob) -> Optimizer``, e.g.
+            ``lambda p, lr, m: Momentum(p, lr=lr, momentum=m)``.
+        knobs: the grid of the second hyperparameter (a single placeholder for GD).
+        f, start, tol, max_steps, stay: as in :func:`iterations_to_tolerance`.
+        lrs: the grid of step sizes.
+    """
+    if not knobs:
+        raise ValueError("knobs must contain at least one value")
+    budget = 16
+    while True:
+        budget = min(budget, max_steps)
+        best = Setting(None, None, None)
+        for knob in knobs:
+            cap = budget if best.iterations is None else best.iterations - 1
+            if cap < 1:
+                break
+            choice = best_step(
+                lambda p, lr, knob=knob: make_optimizer(p, lr, knob),
+                f,
+                start,
+                lrs,
+                tol,
+                max_steps=cap,
+                stay=stay,
+            )
+            if choice.iterations is not None:
+                best = Setting(choice.lr, knob, choice.iterations)
+        if best.iterations is not None or budget >= max_steps:
+            return best
+        budget *= 4

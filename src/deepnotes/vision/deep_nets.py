@@ -33,8 +33,8 @@ Initialisation (biases zero for every scheme but "default"):
 
 Every scheme takes a ``scale`` that multiplies the weights' standard deviation.
 
-This module holds no plotting and no I/O; :mod:`deepnotes.vision.training_experiments` runs the
-experiments.
+This module holds no plotting and no I/O; the modules of :mod:`deepnotes.vision.experiments`
+(``skip_connections``, ``batchnorm_init``, ``init``, ``activations``) run the experiments.
 """
 
 from __future__ import annotations
@@ -62,6 +62,7 @@ __all__ = [
     "dead_unit_masks",
     "init_std",
     "init_weights_",
+    "kill_units_",
     "layer_gradient_norms",
     "linear_output_variance",
     "make_activation",
@@ -518,6 +519,62 @@ def dead_unit_fraction(model: DeepMLP, x: torch.Tensor, rule: str = "zero_output
     """The fraction of all hidden units that are dead on ``x`` (see :func:`dead_unit_masks`)."""
     masks = dead_unit_masks(model, x, rule)
     return float(sum(m.sum().item() for m in masks) / sum(m.numel() for m in masks))
+
+
+@torch.no_grad()
+def kill_units_(
+    model: DeepMLP,
+    x: torch.Tensor,
+    fraction: float,
+    margin: float,
+    generator: torch.Generator | None = None,
+) -> list[torch.Tensor]:
+    r"""Push a random ``fraction`` of every hidden layer's units into the negative regime on
+    ``x``, in place, and return the masks (width,) of the units pushed, layer by layer.
+
+    A chosen unit j of layer l gets the bias
+    :math:`b_j \leftarrow b_j - \max_x z_j(x) - \text{margin}\cdot\mathrm{std}_x z_j(x)`,
+    so that its pre-activation is at most ``-margin`` standard deviations on every example of
+    ``x``: a ReLU unit so placed is dead (output 0 and gradient 0 on every example), the state
+    a large update leaves a unit in. Layers are treated in order, each traced after the ones
+    below it were changed. The weights are not touched.
+
+    Arguments:
+        model: a :class:`DeepMLP` without BatchNorm (BN would undo the shift).
+        x: the examples that define "every input", e.g. the whole training set.
+        fraction: the share of each layer's units to push, in [0, 1].
+        margin: how far below zero the largest pre-activation lands, in standard deviations.
+        generator: the random stream that picks the units.
+
+    Raises:
+        ValueError: ``fraction`` outside [0, 1], ``margin`` < 0, or a model with BatchNorm.
+
+    Example:
+        >>> net = plain_mlp(64, 32, 3, 10, activation="relu", init="he")
+        >>> x = torch.randn(500, 64)
+        >>> killed = kill_units_(net, x, 0.25, 0.5)
+        >>> all(bool(d[k].all()) for d, k in zip(dead_unit_masks(net, x), killed))
+        True
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    if margin < 0:
+        raise ValueError(f"margin must be >= 0, got {margin}")
+    if any(isinstance(m, nn.BatchNorm1d) for m in model.modules()):
+        raise ValueError("kill_units_ needs a model without BatchNorm (norm='none')")
+    masks = []
+    for index in range(len(model.layers)):
+        pre = model.trace(x)[index].pre  # z of this layer, (N, width)
+        width = pre.shape[1]
+        chosen = torch.randperm(width, generator=generator)[: round(fraction * width)]
+        mask = torch.zeros(width, dtype=torch.bool)
+        mask[chosen] = True
+        shift = pre.max(dim=0).values + margin * pre.std(dim=0)  # (width,)
+        layer = model.layers[index]
+        linear = layer.f.linear if isinstance(layer, ResidualBlock) else layer.linear
+        linear.bias[mask] -= shift[mask].to(linear.bias.dtype)
+        masks.append(mask)
+    return masks
 
 
 # ---------------------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from collections.abc import Callable
 import torch
 
 from deepnotes.core.catalog import Check, derivation
+from deepnotes.core.stats import standardized_deviation
 from deepnotes.vision.deep_nets import (
     linear_output_variance,
     monte_carlo_linear_variance,
@@ -56,7 +57,7 @@ def linear_variance_check(
         var_w = xavier_weight_variance(d_a) if var_w is None else var_w
         estimate, se = monte_carlo_linear_variance(d_a, var_w, var_a, samples, generator)
         closed = closed_form(d_a, var_w, var_a)
-        worst = max(worst, abs(closed - estimate) / se)
+        worst = max(worst, abs(float(standardized_deviation(estimate, se, closed))))
         parts.append(
             f"D_a={d_a}, Var(W)={var_w:.4g}, Var(a)={var_a:g}: "
             f"closed {closed:.4f}, MC {estimate:.4f} ± {se:.4f}"

@@ -22,8 +22,8 @@ into one predictor, to average out the variance of the individual networks:
   2015, "Why M Heads are Better than One", https://arxiv.org/abs/1511.06314): a shared trunk with
   N classifier heads (:class:`HeadEnsemble`), trained with the mean of the heads' losses.
 
-This module holds no plotting, logging or I/O; the experiments live in
-:mod:`deepnotes.vision.regularization_experiments`.
+This module holds no plotting, logging or I/O; the experiment lives in
+:mod:`deepnotes.vision.experiments.ensembles`.
 """
 
 from __future__ import annotations
@@ -52,6 +52,7 @@ __all__ = [
     "majority_vote",
     "multi_head_cross_entropy",
     "negative_log_likelihood",
+    "prediction_scores",
 ]
 
 # ---------------------------------------------------------------------------------------------
@@ -107,6 +108,19 @@ def negative_log_likelihood(
         )
     picked = probabilities.gather(1, target.long().unsqueeze(1)).squeeze(1)  # p_y, (B,)
     return -picked.clamp_min(eps).log()
+
+
+def prediction_scores(probabilities: torch.Tensor, target: torch.Tensor) -> dict[str, float]:
+    """Accuracy (arg-max) and mean negative log-likelihood of probabilities (B, C) for labels
+    (B,), as floats: ``{"acc": ..., "nll": ...}``.
+
+    Example:
+        >>> prediction_scores(ensemble_probabilities(member_logits), y_test)["nll"]
+    """
+    return {
+        "acc": float((probabilities.argmax(-1) == target).double().mean()),
+        "nll": float(negative_log_likelihood(probabilities, target).double().mean()),
+    }
 
 
 # ---------------------------------------------------------------------------------------------
