@@ -119,6 +119,8 @@ def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
     (tmp_path / DIGITS / "r").mkdir(parents=True)
     config = {"name": DIGITS, "preset": "quick", "seed": 0, "overrides": [], "config": {}}
     (tmp_path / DIGITS / "r" / "config.json").write_text(json.dumps(config))
+    (tmp_path / DIGITS / "r" / "checkpoints").mkdir()
+    (tmp_path / DIGITS / "r" / "checkpoints" / "model.pt").write_bytes(b"")  # something to resume
     result = invoke("run", DIGITS, "--resume", "--set", "epochs=2", "--out", str(tmp_path))
     assert result.exit_code == 2 and "stored config" in result.output
     result = invoke("run", DIGITS, "--resume", "--seed", "3", "--out", str(tmp_path))
@@ -289,6 +291,121 @@ def test_update_readme_requires_markers(tmp_path: Path) -> None:
     assert readme.read_text() == "no markers here\n"
     update_readme(readme, {"other": "x"})  # optional blocks without markers are skipped
     assert readme.read_text() == "no markers here\n"
+
+
+# --------------------------------------------------------------------------- bad places to write
+
+
+def _one_line_error(output: str) -> str:
+    lines = [line for line in output.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), output
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("a-file/runs", "got {tmp}/a-file, a file, in the path"),
+        ("a-file", "expected a folder, got a file"),
+        ("/dev/null", "expected a folder, got a device"),
+    ],
+)
+def test_run_out_that_cannot_hold_a_folder_exits_2(
+    tmp_path: Path, where: str, message: str
+) -> None:
+    (tmp_path / "a-file").write_text("not a folder")
+    out = where if where.startswith("/") else str(tmp_path / where)
+    before = files_under(tmp_path)
+    result = invoke("run", DIGITS, "--set", "epochs=1", "--out", out)
+    assert result.exit_code == 2
+    assert message.format(tmp=tmp_path) in _one_line_error(result.output)
+    assert files_under(tmp_path) == before and [p.name for p in tmp_path.iterdir()] == ["a-file"]
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through any permission bits")
+def test_run_out_without_write_permission_exits_2(tmp_path: Path) -> None:
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o500)
+    result = invoke("run", DIGITS, "--set", "epochs=1", "--out", str(locked / "runs"))
+    assert result.exit_code == 2 and "without write permission" in _one_line_error(result.output)
+    assert list(locked.iterdir()) == []
+
+
+def test_a_run_id_too_long_for_the_file_system_exits_2_and_leaves_nothing(tmp_path: Path) -> None:
+    out = tmp_path / "runs"
+    result = invoke("run", DIGITS, "--out", str(out), "--run-id", "x" * 300)
+    assert result.exit_code == 2
+    line = _one_line_error(result.output)
+    assert "run id must be at most 255 bytes" in line and "got 300 bytes" in line
+    assert "... (302 characters)" in line  # the id, quoted, shortened
+    assert not out.exists()
+
+
+def test_report_out_that_is_not_a_folder_exits_2(tmp_path: Path) -> None:
+    (tmp_path / "a-file").write_text("x")
+    for out, message in (
+        (str(tmp_path / "a-file"), "expected a folder of runs, got a file"),
+        ("/dev/null", "expected a folder of runs, got a device"),
+        (str(tmp_path / "a-file" / "runs"), "a file, in the path"),
+    ):
+        result = invoke("report", "--out", out)
+        assert result.exit_code == 2 and message in _one_line_error(result.output), out
+    assert [p.name for p in tmp_path.iterdir()] == ["a-file"]
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["run", DIGITS, "--run-id", "/" + "v" * 100_000],
+        ["run", DIGITS, "--preset", "v" * 100_000],
+        ["run", DIGITS, "--out", "/dev/null/" + "v" * 100_000],
+        ["run", "v" * 100_000],
+    ],
+)
+def test_a_huge_bad_value_is_shortened_in_the_message(tmp_path: Path, args: list[str]) -> None:
+    result = invoke(*args)
+    assert result.exit_code == 2
+    line = _one_line_error(result.output)
+    assert len(line) < 1200 and "vvvvvvvvvv" in line
+
+
+# --------------------------------------------------------------------------- unreadable outcomes
+
+
+def test_list_and_report_name_an_unreadable_outcome(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from rich.console import Console
+
+    import deepnotes.cli as cli
+
+    monkeypatch.setattr(cli, "console", Console(width=2000, highlight=False))
+    monkeypatch.setattr(cli, "err_console", Console(width=2000, highlight=False, stderr=True))
+    runs = tmp_path / "runs"
+    _synthetic_run(runs, DIGITS, [_record("c1 holds", True)])
+    wrong_type = runs / DIGITS / "20261124-100000-s0-abcd" / "outcome.json"
+    wrong_type.write_text(wrong_type.read_text().replace('"duration_s": 30.0', '"duration_s": "x"'))
+    corrupt = runs / "foundations.ridge" / "r1" / "outcome.json"
+    corrupt.parent.mkdir(parents=True)
+    corrupt.write_text('{"name": "foundations.ridge", ')
+
+    listed = invoke("list", "--topic", "foundations", "--out", str(runs))
+    assert listed.exit_code == 0, listed.output
+    rows = {line.split("│")[1].strip(): line for line in listed.output.splitlines() if "│" in line}
+    assert (
+        "unreadable outcome" in rows[DIGITS] and "unreadable outcome" in rows["foundations.ridge"]
+    )
+    text = " ".join(listed.output.split())
+    assert f"{wrong_type}: 'duration_s' must be a number, got a string" in text
+    assert f"{corrupt}: invalid JSON" in text
+
+    reported = invoke("report", "--out", str(runs))
+    assert reported.exit_code == 1
+    text = " ".join(reported.output.split())
+    assert (
+        str(wrong_type) in text and str(corrupt) in text and "2 file(s) could not be used" in text
+    )
+    assert (runs / "report" / "index.html").is_file()
 
 
 # --------------------------------------------------------------------------- real processes

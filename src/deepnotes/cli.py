@@ -1,9 +1,11 @@
 """The ``deepnotes`` command line: list, run, tour, report, derivations, problems.
 
 Exit codes: 0 success (every claim holds, or is a documented known failure); 1 a claim does not
-hold unexpectedly, or an experiment failed;
-2 bad input (unknown experiment, key, type, value, device, file), with nothing written;
-3 training diverged (non-finite loss); 130 interrupted.
+hold unexpectedly, or an experiment failed, or (report, tour) an outcome file or figure could
+not be used (the page is written, the problems printed); 2 bad input (unknown experiment, key,
+type, value, device, file, --out, run id), with nothing written; 3 training diverged (non-finite
+or exploding loss); 4 a collective of a torchrun job timed out (another rank stopped or stalled:
+``DEEPNOTES_DIST_TIMEOUT``); 130 interrupted.
 """
 
 from __future__ import annotations
@@ -22,7 +24,13 @@ from rich.markup import escape
 from rich.table import Table
 
 from deepnotes.core.config import PRESETS
-from deepnotes.core.errors import ConfigError, DivergenceError, UsageError
+from deepnotes.core.errors import (
+    CollectiveTimeoutError,
+    ConfigError,
+    DivergenceError,
+    UsageError,
+)
+from deepnotes.core.text import shorten
 
 app = typer.Typer(
     add_completion=False,
@@ -30,7 +38,7 @@ app = typer.Typer(
     help="Deep-learning course notes as tested software: run experiments and check their claims.",
 )
 
-EXIT_CLAIM_FAILED, EXIT_USAGE, EXIT_DIVERGED, EXIT_INTERRUPTED = 1, 2, 3, 130
+EXIT_CLAIM_FAILED, EXIT_USAGE, EXIT_DIVERGED, EXIT_COLLECTIVE, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 
 console = Console(width=None if sys.stdout.isatty() else 160, highlight=False)
 err_console = Console(stderr=True, width=None if sys.stderr.isatty() else 160, highlight=False)
@@ -44,14 +52,31 @@ ThreadsOpt = Annotated[
 ]
 
 
+MESSAGE_LIMIT = 1000
+"""The most characters of an error message printed: messages shorten the values they echo
+(:func:`~deepnotes.core.text.shorten`); this only guards against one that does not."""
+
+
 def _fail(message: str, code: int = EXIT_USAGE) -> typer.Exit:
-    err_console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    line = shorten(" ".join(message.split()), MESSAGE_LIMIT)
+    err_console.print(f"[bold red]error:[/] {escape(line)}", soft_wrap=True)
     return typer.Exit(code)
+
+
+def _warn(message: str) -> None:
+    line = shorten(" ".join(message.split()), MESSAGE_LIMIT)
+    err_console.print(f"[yellow]warning:[/] {escape(line)}", soft_wrap=True)
+
+
+def _note(message: str) -> None:
+    err_console.print(f"note: {escape(shorten(message, MESSAGE_LIMIT))}", soft_wrap=True)
 
 
 def _check_preset(preset: str | None) -> None:
     if preset is not None and preset not in PRESETS:
-        raise ConfigError(f"unknown preset {preset!r}; expected one of {', '.join(PRESETS)}")
+        raise ConfigError(
+            f"unknown preset {shorten(repr(preset))}; expected one of {', '.join(PRESETS)}"
+        )
 
 
 def _is_main() -> bool:
@@ -74,15 +99,24 @@ def list_experiments(
         exps = experiments(topic)
     except UsageError as err:
         raise _fail(str(err)) from None
-    latest = {o["name"]: o for o in _latest(out, latest_outcomes)}
+    found = latest_outcomes(out)
+    latest = {o["name"]: o for o in found}
+    unreadable: dict[str, int] = {}  # experiment folder -> how many outcome files were skipped
+    for path in found.problem_files:
+        folder = path.parent.parent.name
+        unreadable[folder] = unreadable.get(folder, 0) + 1
     table = Table(title=f"{len(exps)} experiments")
     for column in ("experiment", "topic", "what it shows", "latest run", "quick runtime"):
         table.add_column(column)
     for exp in exps:
         outcome = latest.get(exp.name)
         claims, runtime = "not run yet", "unknown"
+        if exp.name in unreadable:
+            claims = "[yellow]unreadable outcome (see below)[/]"
         if outcome is not None:
-            claims = tally(outcome["claims"]).text() + f" ({outcome['preset']})"
+            claims = escape(tally(outcome["claims"]).text() + f" ({outcome['preset']})")
+            if exp.name in unreadable:
+                claims += " [yellow](another outcome is unreadable, see below)[/]"
             if outcome["preset"] == "quick":
                 runtime = f"{outcome['duration_s']:.0f} s"
         what = escape(_what_it_shows(exp))
@@ -90,6 +124,8 @@ def list_experiments(
             what += f" [yellow](draft: {escape(exp.draft)})[/]"
         table.add_row(exp.name, exp.topic, what, claims, runtime)
     console.print(table)
+    for problem in found.problems:
+        _warn(f"unreadable outcome, left out: {problem}")
 
 
 @app.command()
@@ -125,13 +161,20 @@ def run(
             resume=resume,
             run_id=run_id,
             threads=threads,
+            notify=_note,
         )
     except UsageError as err:
         raise _fail(str(err)) from None
     except DivergenceError as err:
         raise _fail(str(err), EXIT_DIVERGED) from None
+    except CollectiveTimeoutError as err:  # another rank of a torchrun job stopped
+        raise _fail(str(err), EXIT_COLLECTIVE) from None
     except KeyboardInterrupt:
-        raise _fail("interrupted; continue with --resume", EXIT_INTERRUPTED) from None
+        raise _fail(
+            "interrupted; continue with --resume (a run stopped before its first checkpoint has "
+            "nothing to resume: start it again)",
+            EXIT_INTERRUPTED,
+        ) from None
     if not _is_main():
         return
     _print_claims([result.record])
@@ -158,7 +201,7 @@ def tour(
     """
     from deepnotes.core.context import run_experiment
     from deepnotes.core.registry import experiments
-    from deepnotes.core.report import build_report, tally
+    from deepnotes.core.report import tally, write_report
 
     try:
         _check_preset(preset)
@@ -174,7 +217,13 @@ def tour(
         console.print(f"[bold]({i}/{len(exps)}) {exp.name}[/] — {escape(_what_it_shows(exp))}")
         try:
             result = run_experiment(
-                exp.name, preset=preset, seed=seed, device=device, out=out, threads=threads
+                exp.name,
+                preset=preset,
+                seed=seed,
+                device=device,
+                out=out,
+                threads=threads,
+                notify=_note,
             )
             records.append(result.record)
             console.print(f"    done in {result.record['duration_s']:.1f} s")
@@ -182,20 +231,27 @@ def tour(
             raise _fail("tour interrupted", EXIT_INTERRUPTED) from None
         except UsageError as err:
             raise _fail(str(err)) from None
+        except CollectiveTimeoutError as err:  # the job has lost a rank: nothing more can run
+            raise _fail(str(err), EXIT_COLLECTIVE) from None
         except Exception as err:  # one broken experiment must not hide the others' claims
             traceback.print_exc()
             failures.append((exp.name, f"{type(err).__name__}: {err}"))
     _print_claims(records)
     for name, message in failures:
         err_console.print(f"[bold red]{name} failed:[/] {escape(message)}", soft_wrap=True)
-    index = build_report(out)
+    try:
+        built = write_report(out)
+    except UsageError as err:
+        raise _fail(str(err)) from None
+    for problem in built.problems:
+        _warn(problem)
     unexpected = _unexpected([c for r in records for c in r["claims"]])
     console.print(
         f"{tally(c for r in records for c in r['claims']).text()}; "
         f"{len(failures)} experiments failed, "
-        f"{time.perf_counter() - t0:.0f} s. Report: {index}"
+        f"{time.perf_counter() - t0:.0f} s. Report: {built.index}"
     )
-    if failures or unexpected:
+    if failures or unexpected or built.problems:
         raise typer.Exit(EXIT_CLAIM_FAILED)
 
 
@@ -210,18 +266,29 @@ def report(
         ),
     ] = None,
 ) -> None:
-    """Build runs/report/index.html from the outcome.json files (latest run of each experiment)."""
-    from deepnotes.core.report import build_report
+    """Build runs/report/index.html from the outcome.json files (latest run of each experiment).
+
+    Files that cannot be used (an unreadable outcome.json, a figure that is a link) are left out,
+    listed on the page and printed; the exit code is then 1.
+    """
+    from deepnotes.core.report import write_report
 
     try:
-        index = build_report(out)
+        built = write_report(out)
         if readme is not None:
             claims_doc = write_readme(readme, out)
     except UsageError as err:
         raise _fail(str(err)) from None
-    console.print(f"report: {index}")
+    for problem in built.problems:
+        _warn(problem)
+    console.print(f"report: {built.index}")
     if readme is not None:
         console.print(f"README: {readme}; claims: {claims_doc}")
+    if built.problems:
+        raise _fail(
+            f"{len(built.problems)} file(s) could not be used (listed above and on the page)",
+            EXIT_CLAIM_FAILED,
+        )
 
 
 @app.command("derivations")

@@ -5,12 +5,16 @@ from __future__ import annotations
 import dataclasses
 import json
 import math
+import re
+import typing
 from dataclasses import dataclass
-from typing import Literal, Optional
+from typing import Annotated, Literal, Optional
 
 import pytest
 
 from deepnotes.core.config import (
+    ALLOW_INF,
+    MESSAGE_LIMIT,
     apply_overrides,
     field_types,
     from_dict,
@@ -18,6 +22,7 @@ from deepnotes.core.config import (
     parse_value,
     preset,
     require,
+    require_fractions,
     to_dict,
 )
 from deepnotes.core.errors import ConfigError, UsageError
@@ -55,6 +60,13 @@ class NoQuickConfig:
 @dataclass
 class MutableConfig:
     size: int = 3
+
+
+@dataclass(frozen=True)
+class InfConfig:
+    """A field that means "no limit" by infinity opts in with ALLOW_INF."""
+
+    limit: Annotated[float, ALLOW_INF] = math.inf
 
 
 # ----------------------------------------------------------------------------- parse_value
@@ -109,9 +121,102 @@ def test_parse_value_accepts_valid_text(text: str, hint: object, expected: objec
         assert [type(v) for v in value] == [type(v) for v in expected]
 
 
-def test_parse_value_float_accepts_special_values() -> None:
-    assert math.isinf(parse_value("inf", float, "lr"))
-    assert math.isnan(parse_value("nan", float, "lr"))
+FINITE = "expected a finite number (magnitude at most 1.8e+308)"
+
+
+@pytest.mark.parametrize(
+    ("text", "expected_message"),
+    [
+        ("inf", f"lr: {FINITE}, got 'inf'"),
+        ("-inf", f"lr: {FINITE}, got '-inf'"),
+        ("Infinity", f"lr: {FINITE}, got 'Infinity'"),
+        ("1e309", f"lr: {FINITE}, got '1e309' (too large: it overflows to inf)"),
+        ("-2e308", f"lr: {FINITE}, got '-2e308' (too large: it overflows to inf)"),
+        ("nan", f"lr: {FINITE}, got 'nan' (not a number)"),
+    ],
+)
+def test_parse_value_float_must_be_finite(text: str, expected_message: str) -> None:
+    """Issue 11: lr=inf and lr=1e309 were accepted and the run later reported "diverged"."""
+    with pytest.raises(ConfigError) as info:
+        parse_value(text, float, "lr")
+    assert str(info.value) == expected_message
+
+
+@pytest.mark.parametrize(
+    "hint",
+    [float | None, Optional[float], tuple[float, ...], tuple[int, float]],  # noqa: UP045
+)
+def test_finite_rule_holds_inside_optional_and_tuples(hint: object) -> None:
+    text = "1,inf" if typing.get_origin(hint) is tuple else "inf"
+    with pytest.raises(ConfigError, match=rf"^k: {re.escape(FINITE)}, got 'inf'$"):
+        parse_value(text, hint, "k")
+
+
+def test_allow_inf_annotation_opts_a_field_into_infinity_but_never_nan() -> None:
+    hint = Annotated[float, ALLOW_INF]
+    assert parse_value("inf", hint, "max_norm") == math.inf
+    assert parse_value("-inf", hint, "max_norm") == -math.inf
+    assert parse_value("1e309", hint, "max_norm") == math.inf
+    assert parse_value("2.5", hint, "max_norm") == 2.5
+    with pytest.raises(ConfigError, match=r"max_norm: expected a number or \+-inf, got 'nan'"):
+        parse_value("nan", hint, "max_norm")
+    assert parse_value("inf", Optional[hint], "max_norm") == math.inf  # noqa: UP045
+    assert parse_value("none", Optional[hint], "max_norm") is None  # noqa: UP045
+    # other metadata does not open the door
+    with pytest.raises(ConfigError, match="expected a finite number"):
+        parse_value("inf", Annotated[float, "doc"], "x")
+
+
+def test_apply_overrides_refuses_infinite_values_with_the_key() -> None:
+    for text in ("inf", "1e309", "nan"):
+        with pytest.raises(ConfigError, match=rf"^lr: {re.escape(FINITE)}, got '{text}'"):
+            apply_overrides(ToyConfig(), [f"lr={text}"])
+    with pytest.raises(ConfigError, match=r"^pair: expected a finite number"):
+        apply_overrides(ToyConfig(), ["pair=1,inf"])
+    assert apply_overrides(InfConfig(), ["limit=inf"]).limit == math.inf
+    assert field_types(InfConfig)["limit"] == Annotated[float, ALLOW_INF]
+
+
+TUPLE_FORM = 'expected comma-separated values written "256,128" or "(256, 128)" ("()" for none)'
+
+
+@pytest.mark.parametrize(
+    "text", ["(", ")", "", " ", "[", "(1,2", "1,2)", "[1,2)", "((1,2))", "(1,(2))", "1,,2", ",",
+             "(,)", ",1", "(1,,)", "1 2,"]
+)  # fmt: skip
+def test_malformed_tuple_is_an_error_naming_key_and_form(text: str) -> None:
+    """Issue 11: ``--set "hidden=("`` was read as an empty tuple."""
+    with pytest.raises(ConfigError) as info:
+        parse_value(text, tuple[int, ...], "hidden")
+    message = str(info.value)
+    if text == "1 2,":  # a well-formed tuple whose item is not an integer
+        assert message == "hidden: expected an integer, got '1 2'"
+    else:
+        assert message == f"hidden: {TUPLE_FORM}, got {text!r}"
+
+
+def test_malformed_tuple_through_apply_overrides_and_optional() -> None:
+    with pytest.raises(ConfigError, match=re.escape(f"hidden: {TUPLE_FORM}, got '('")):
+        apply_overrides(ToyConfig(), ["hidden=("])
+    with pytest.raises(ConfigError, match=re.escape(f"k: {TUPLE_FORM}, got '(1'")):
+        parse_value("(1", Optional[tuple[int, ...]], "k")  # noqa: UP045
+    with pytest.raises(ConfigError, match=re.escape('written "0.1,0.5" or "(0.1, 0.5)"')):
+        parse_value("0.1,,0.5", tuple[float, ...], "k")  # the example follows the type
+    with pytest.raises(
+        ConfigError,
+        match=re.escape(
+            'pair: expected comma-separated values written "256,0.1" or "(256, 0.1)", got'
+        ),
+    ):
+        apply_overrides(ToyConfig(), ["pair=(1"])
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [("(256,)", (256,)), ("256,", (256,)), ("[]", ()), (" ( ) ", ()), ("[ 1 , 2 ]", (1, 2))],
+)
+def test_tuple_forms_accepted(text: str, expected: tuple[int, ...]) -> None:
+    assert parse_value(text, tuple[int, ...], "hidden") == expected
 
 
 @pytest.mark.parametrize(
@@ -379,3 +484,142 @@ def test_non_frozen_dataclass_is_also_handled_by_from_dict() -> None:
 def test_from_dict_wrong_length_fixed_tuple_is_config_error() -> None:
     with pytest.raises(ConfigError, match="pair"):
         from_dict(ToyConfig, {"pair": [1, 2.0, 3]})
+
+
+# ----------------------------------------------------------------------------- long values
+
+LONG = "9" * 50_000 + "x" * 50_000  # 100,000 characters
+
+
+@pytest.mark.parametrize(
+    ("override", "start"),
+    [
+        (f"epochs={LONG}", "epochs: expected an integer, got '99999"),
+        (f"lr={LONG}", "lr: expected a number, got '99999"),
+        (f"shuffle={LONG}", "shuffle: expected a boolean (true/false), got '99999"),
+        (f"optimizer={LONG}", "optimizer: '99999"),
+        (f"hidden=1,{LONG}", "hidden: expected an integer, got '99999"),
+        (f"hidden=({LONG}", "hidden: expected comma-separated values"),
+        (f"pair=1,2,{LONG}", "pair: expected 2 comma-separated values, got '1,2,9999"),
+        (f"patience={LONG}", "patience: cannot parse '99999"),
+        (f"{LONG}=1", "unknown config key '99999"),
+        (LONG, "--set expects key=value, got '99999"),
+        (f"epochs=-{'9' * 4000}", "epochs must be >= 1, got -99999"),  # a require message
+    ],
+)
+def test_a_huge_value_is_shortened_in_the_message(override: str, start: str) -> None:
+    """Issue 11: a bad value of 100,000 characters was echoed back in full."""
+    with pytest.raises(ConfigError) as info:
+        apply_overrides(ToyConfig(), [override])
+    message = str(info.value)
+    assert message.startswith(start)
+    assert len(message) < MESSAGE_LIMIT + 300, len(message)
+    assert "characters)" in message  # shortening says how long the value was
+
+
+def test_from_dict_and_preset_shorten_huge_values() -> None:
+    for bad in ({"epochs": LONG}, {LONG: 1}):
+        with pytest.raises(ConfigError) as info:
+            from_dict(ToyConfig, bad)
+        assert len(str(info.value)) < 400
+    with pytest.raises(ConfigError) as info:
+        preset(ToyConfig, LONG)
+    assert len(str(info.value)) < 200
+
+
+@dataclass(frozen=True)
+class WidthsConfig:
+    widths: tuple[int, ...] = (1,)
+
+    def __post_init__(self) -> None:
+        if min(self.widths) < 1:
+            raise ValueError(f"widths must be >= 1, got {self.widths}")
+
+
+def test_a_value_error_about_a_huge_value_is_cut() -> None:
+    with pytest.raises(ConfigError) as info:
+        apply_overrides(WidthsConfig(), [f"widths={','.join(['0'] * 50_000)}"])
+    message = str(info.value)
+    assert message.startswith("invalid config for WidthsConfig: widths must be >= 1, got (0, 0")
+    assert len(message) <= MESSAGE_LIMIT + 30 and "characters)" in message
+
+
+def test_require_cuts_a_long_message() -> None:
+    with pytest.raises(ConfigError) as info:
+        require(False, "widths must be > 0, got " + str(tuple(range(100_000))))
+    message = str(info.value)
+    assert message.startswith("widths must be > 0, got (0, 1, 2")
+    assert len(message) <= MESSAGE_LIMIT + 30
+
+
+# ----------------------------------------------------------------------------- stored values
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [
+        ({"lr": math.inf}, "lr=inf does not fit float: expected a finite number"),
+        ({"lr": -math.inf}, "lr=-inf does not fit float: expected a finite number"),
+        ({"lr": math.nan}, "lr=nan does not fit float: expected a finite number"),
+        ({"lr": 10**400}, "does not fit float: expected a finite number"),
+        ({"pair": [1, math.inf]}, "pair=[1, inf] does not fit tuple[int, float]"),
+        ({"epochs": 3.5}, "epochs=3.5 does not fit int: expected an integer, got a number"),
+        ({"epochs": "3"}, "epochs='3' does not fit int: expected an integer, got a string"),
+        ({"epochs": True}, "epochs=True does not fit int: expected an integer, got a boolean"),
+        ({"lr": "0.1"}, "lr='0.1' does not fit float: expected a number, got a string"),
+        ({"lr": False}, "lr=False does not fit float: expected a number, got a boolean"),
+        ({"shuffle": 1}, "shuffle=1 does not fit bool: expected a boolean, got an integer"),
+        ({"name": 3}, "name=3 does not fit str: expected a string, got an integer"),
+        ({"optimizer": "rmsprop"}, "optimizer='rmsprop' does not fit Literal['sgd', 'adam']"),
+        ({"hidden": "1,2"}, "hidden='1,2' does not fit tuple[int, ...]: expected a list"),
+        ({"hidden": [1, 2.5]}, "hidden=[1, 2.5] does not fit tuple[int, ...]"),
+        ({"patience": "none"}, "patience='none' does not fit int | None"),
+        ({"epochs": None}, "epochs=None does not fit int: expected an integer, got null"),
+    ],
+)
+def test_from_dict_refuses_values_of_the_wrong_type_or_not_finite(
+    data: dict, expected: str
+) -> None:
+    """Issue 11: a config.json written by hand (or by an older run) with ``Infinity`` or a wrong
+    type was restored as it was; it is now a ConfigError naming the key."""
+    with pytest.raises(ConfigError) as info:
+        from_dict(ToyConfig, json.loads(json.dumps(data)))
+    assert expected in str(info.value)
+    assert str(info.value).startswith("stored config: ")
+
+
+def test_from_dict_restores_an_allowed_infinity() -> None:
+    assert from_dict(InfConfig, json.loads(json.dumps({"limit": math.inf}))).limit == math.inf
+    with pytest.raises(ConfigError, match="expected a number or \\+-inf"):
+        from_dict(InfConfig, json.loads(json.dumps({"limit": math.nan})))
+
+
+# ----------------------------------------------------------------------------- require_fractions
+
+
+@pytest.mark.parametrize(
+    ("val", "test"),
+    [(0.0, 0.2), (1.0, 0.2), (math.nan, 0.2), (-0.1, 0.2), (0.5, 0.5), (0.7, 0.4), (0.2, math.inf)],
+)
+def test_require_fractions_refuses_empty_full_nan_negative_and_overfull(
+    val: float, test: float
+) -> None:
+    with pytest.raises(ConfigError) as info:
+        require_fractions({"val_fraction": val, "test_fraction": test})
+    message = str(info.value)
+    assert message.startswith(
+        "val_fraction and test_fraction must each be in (0, 1) and sum to less than 1, got "
+        f"val_fraction={val:g}, test_fraction={test:g} (sum "
+    )
+
+
+def test_require_fractions_accepts_valid_shares_and_states_its_bound() -> None:
+    require_fractions({"val_fraction": 0.2, "test_fraction": 0.2})
+    require_fractions({"val_fraction": 0.49, "test_fraction": 0.5})
+    require_fractions({"val_fraction": 0.999})
+    with pytest.raises(
+        ConfigError, match=r"^val_fraction must be in \(0, 1\), got val_fraction=1$"
+    ):
+        require_fractions({"val_fraction": 1.0})
+    with pytest.raises(ConfigError, match=r"sum to less than 0.9, got a=0.5, b=0.45 \(sum 0.95\)"):
+        require_fractions({"a": 0.5, "b": 0.45}, below=0.9)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import math
+import os
+import stat
 from pathlib import Path
 from typing import IO
 
@@ -12,6 +14,7 @@ import pytest
 import torch
 
 from deepnotes.core import metrics as metrics_module
+from deepnotes.core.errors import UsageError
 from deepnotes.core.io import (
     atomic_copy,
     atomic_open,
@@ -19,8 +22,12 @@ from deepnotes.core.io import (
     atomic_write_bytes,
     atomic_write_json,
     atomic_write_text,
+    check_folder,
+    make_folder,
+    remove_temp_files,
 )
 from deepnotes.core.metrics import MetricsLogger, read_metrics
+from deepnotes.core.text import shorten
 
 
 class Boom(RuntimeError):
@@ -284,3 +291,62 @@ def test_read_metrics_skips_blank_lines(tmp_path: Path) -> None:
     path = tmp_path / "m.jsonl"
     path.write_text('{"a": 1}\n\n  \n{"a": 2}\n', encoding="utf-8")
     assert read_metrics(path) == [{"a": 1}, {"a": 2}]
+
+
+# ----------------------------------------------------------------------- permissions, leftovers
+
+
+@pytest.mark.parametrize(("umask", "mode"), [(0o022, 0o644), (0o077, 0o600), (0o002, 0o664)])
+def test_atomic_writes_follow_the_umask(tmp_path: Path, umask: int, mode: int) -> None:
+    previous = os.umask(umask)
+    try:
+        paths = [
+            atomic_write_text(tmp_path / "a.txt", "x"),
+            atomic_write_bytes(tmp_path / "b.bin", b"x"),
+            atomic_save(tmp_path / "c.pt", lambda f: torch.save({"x": 1}, f)),
+            atomic_copy(tmp_path / "a.txt", tmp_path / "d.txt"),
+        ]
+    finally:
+        os.umask(previous)
+    assert [stat.S_IMODE(p.stat().st_mode) for p in paths] == [mode] * 4
+
+
+def test_remove_temp_files_removes_only_atomic_leftovers(tmp_path: Path) -> None:
+    ours = [tmp_path / ".config.json.k2j3h4l5.tmp", tmp_path / "cache" / ".fit-1.pt.abcdefgh.tmp"]
+    others = [tmp_path / "notes.tmp", tmp_path / ".hidden", tmp_path / "config.json"]
+    for path in ours + others:
+        path.parent.mkdir(exist_ok=True)
+        path.write_text("x")
+    assert sorted(remove_temp_files(tmp_path)) == sorted(ours)
+    assert not any(p.exists() for p in ours) and all(p.exists() for p in others)
+
+
+def test_check_folder_refuses_what_cannot_hold_a_folder(tmp_path: Path) -> None:
+    (tmp_path / "f").write_text("x")
+    for path, message in (
+        (tmp_path / "f", "expected a folder, got a file"),
+        (tmp_path / "f" / "x" / "y", "a file, in the path"),
+        (Path("/dev/null"), "expected a folder, got a device"),
+        (tmp_path / ("n" * 256) / "x", "folder names of at most"),
+    ):
+        with pytest.raises(UsageError, match=message):
+            check_folder(path, "--out")
+    assert check_folder(tmp_path / "new" / "deeper") == tmp_path / "new" / "deeper"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["f"]  # checking wrote nothing
+
+
+def test_make_folder_is_exclusive_and_reports_what_it_created(tmp_path: Path) -> None:
+    created = make_folder(tmp_path / "a" / "b" / "run", exclusive=True)
+    assert created == [tmp_path / "a", tmp_path / "a" / "b", tmp_path / "a" / "b" / "run"]
+    with pytest.raises(FileExistsError):
+        make_folder(tmp_path / "a" / "b" / "run", exclusive=True)
+    assert make_folder(tmp_path / "a" / "b" / "run") == []  # not exclusive: there already
+
+
+def test_shorten_keeps_short_text_and_cuts_long_text() -> None:
+    assert shorten("short") == "short"
+    assert shorten("x" * 80) == "x" * 80
+    assert shorten("x" * 100_000) == "x" * 80 + "... (100000 characters)"
+    assert shorten(12345, limit=2) == "12... (5 characters)"
+    with pytest.raises(ValueError):
+        shorten("x", limit=0)

@@ -36,6 +36,7 @@ from deepnotes.core.report import (
     tally,
     threshold_text,
     topic_summaries,
+    write_report,
 )
 
 
@@ -589,6 +590,51 @@ def test_figure_path_escaping_run_dir_is_missing(tmp_path: Path) -> None:
     text, root = _parse(build_report(runs))
     assert root.find_all("img") == []
     assert "missing: ../../../secret.png" in text
+
+
+def test_figures_that_are_links_or_outside_the_run_folder_are_not_copied(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    secret = tmp_path / "secret.png"
+    secret.write_bytes(b"secret bytes, not a figure")
+    run_dir = _write_run(
+        runs,
+        _outcome(
+            "a.b", "a", "r1", "t", figures=["leak.png", "alias.png", "sub/deep.png", "ok.png"]
+        ),
+        ("ok.png",),
+    )
+    (run_dir / "leak.png").symlink_to(secret)  # a link out of the run folder
+    (run_dir / "alias.png").symlink_to(run_dir / "ok.png")  # a link, even inside
+    (run_dir / "sub").symlink_to(tmp_path)  # a linked folder
+    (tmp_path / "deep.png").write_bytes(b"secret too")
+    built = write_report(runs)
+    copied = sorted(p.name for p in (built.index.parent / "figures").rglob("*") if p.is_file())
+    assert copied == ["ok.png"]
+    assert not any(b"secret" in p.read_bytes() for p in built.index.parent.rglob("*.png"))
+    joined = "\n".join(built.problems)
+    assert f"{run_dir / 'leak.png'}: figure not copied: it is a symbolic link" in joined
+    assert f"{run_dir / 'alias.png'}: figure not copied: it is a symbolic link" in joined
+    assert "sub is a symbolic link" in joined and len(built.problems) == 3
+    text = built.index.read_text()
+    assert "not copied (it is a symbolic link): leak.png" in text
+    assert build_report(runs) == built.index  # the plain form returns the page only
+
+
+def test_outcome_fields_of_the_wrong_type_are_skipped_and_named(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    for run_id, field_, value, reason in (
+        ("r1", "duration_s", "12", "'duration_s' must be a number, got a string"),
+        ("r2", "preset", 3, "'preset' must be a string, got a number"),
+        ("r3", "seed", True, "'seed' must be a number, got true or false"),
+        ("r4", "all_hold", "yes", "'all_hold' must be true or false, got a string"),
+        ("r5", "versions", [], "'versions' must be an object, got a list"),
+    ):
+        _write_run(runs, _outcome("a.b", "a", run_id, "t", **{field_: value}))
+        found = find_outcomes(runs)
+        assert found.items == [] and reason in found.problems[-1], found.problems
+        assert found.problem_files[-1] == runs / "a.b" / run_id / "outcome.json"
+    built = write_report(runs)
+    assert len(built.problems) == 5 and built.index.is_file()
 
 
 def test_summary_markdown_exact() -> None:

@@ -261,6 +261,60 @@ def test_bad_arguments_raise() -> None:
         Trainer(model, opt, ctx, epochs=1, keep="middle")
 
 
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"grad_clip": math.nan}, "grad_clip must be a finite number > 0 or None, got nan"),
+        ({"grad_clip": math.inf}, "grad_clip must be a finite number > 0 or None, got inf"),
+        ({"grad_clip": -1.0}, "grad_clip must be a finite number > 0 or None, got -1.0"),
+        ({"patience": 0}, "patience must be >= 1 or None, got 0"),
+        ({"explode_factor": math.nan}, "explode_factor must be a finite number > 1"),
+        ({"explode_factor": 0.5}, "explode_factor must be a finite number > 1"),
+        ({"eval_batch_size": 0}, "eval_batch_size must be >= 1, got 0"),
+        ({"warmup_epochs": -1}, "warmup_epochs must be >= 0, got -1"),
+    ],
+)
+def test_trainer_refuses_arguments_outside_their_domain(kwargs: dict, message: str) -> None:
+    """Issue 11: a NaN clipping norm passed ``grad_clip <= 0`` (every comparison with NaN is
+    false) and clipped every gradient to NaN; the checks are written so that NaN fails."""
+    model = mlp()
+    opt = torch.optim.SGD(model.parameters(), lr=0.1)
+    with pytest.raises(ValueError) as info:
+        Trainer(model, opt, make_ctx(Path("/nonexistent")), epochs=1, **kwargs)
+    assert message in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"lr": math.nan}, "lr must be a finite number > 0, got nan"),
+        ({"lr": math.inf}, "lr must be a finite number > 0, got inf"),
+        ({"lr": 0.0}, "lr must be a finite number > 0, got 0.0"),
+        ({"lr": 0.1, "momentum": -0.5}, "momentum must be in [0, 1), got -0.5"),
+        ({"lr": 0.1, "momentum": 1.0}, "momentum must be in [0, 1), got 1.0"),
+        ({"lr": 0.1, "momentum": math.nan}, "momentum must be in [0, 1), got nan"),
+        ({"lr": 0.1, "weight_decay": math.inf}, "weight_decay must be a finite number >= 0"),
+        ({"lr": 0.1, "weight_decay": -1e-4}, "weight_decay must be a finite number >= 0"),
+    ],
+)
+@pytest.mark.parametrize("name", ["sgd", "adam", "adamw"])
+def test_make_optimizer_refuses_values_outside_their_domain(
+    name: str, kwargs: dict, message: str
+) -> None:
+    """Issue 11: lr=nan passed ``lr <= 0``, momentum >= 1 and an infinite weight decay reached
+    torch, and training then "diverged"."""
+    with pytest.raises(ValueError) as info:
+        make_optimizer(name, mlp().parameters(), **kwargs)
+    assert message in str(info.value)
+
+
+def test_make_optimizer_accepts_the_edges_of_the_domains() -> None:
+    opt = make_optimizer("sgd", mlp().parameters(), lr=1e-8, momentum=0.0, weight_decay=0.0)
+    assert opt.param_groups[0]["momentum"] == 0.0
+    opt = make_optimizer("sgd", mlp().parameters(), lr=10.0, momentum=0.999, weight_decay=1.0)
+    assert opt.param_groups[0]["momentum"] == 0.999
+
+
 def test_keep_last_leaves_the_final_weights_and_tests_them(tmp_path: Path) -> None:
     train, val, test = blobs(200, 1), blobs(100, 2, flip=True), blobs(100, 3)
     model = mlp()

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pytest
 import torch
@@ -105,12 +107,24 @@ def test_split_tiny_class_and_unequal_labels() -> None:
 
 @pytest.mark.parametrize(
     "fractions",
-    [(0.5, 0.6), (0.5, 0.4), (1.0, 0.0), (1.2, -0.2), (), (0.3, 0.3, 0.3)],
+    [
+        (0.5, 0.6),
+        (0.5, 0.4),
+        (1.0, 0.0),
+        (1.2, -0.2),
+        (),
+        (0.3, 0.3, 0.3),
+        # issue 11: NaN passed both checks (comparisons with NaN are false) and cut at garbage
+        (0.5, math.nan, 0.5),
+        (math.nan, 1.0),
+        (math.inf, -math.inf, 1.0),
+        (2.0, -1.0),
+    ],
 )
 def test_split_bad_fractions_raise(fractions: tuple[float, ...]) -> None:
     with pytest.raises(ValueError) as info:
         stratified_split(_labels(), fractions, seed=0)
-    assert "fractions must be positive and sum to 1" in str(info.value)
+    assert "fractions must each be in (0, 1] and sum to 1" in str(info.value)
     assert str([float(f) for f in fractions]) in str(info.value)
 
 
@@ -246,7 +260,17 @@ def test_digits_custom_fractions() -> None:
 
 @pytest.mark.parametrize(
     ("val_fraction", "test_fraction"),
-    [(0.0, 0.2), (0.2, 0.0), (1.0, 0.2), (-0.1, 0.2), (0.5, 0.5), (0.6, 0.5)],
+    [
+        (0.0, 0.2),
+        (0.2, 0.0),
+        (1.0, 0.2),
+        (-0.1, 0.2),
+        (0.5, 0.5),
+        (0.6, 0.5),
+        (math.nan, 0.2),
+        (0.2, math.nan),
+        (math.inf, 0.2),
+    ],
 )
 def test_digits_bad_fractions_raise(val_fraction: float, test_fraction: float) -> None:
     with pytest.raises(ValueError) as info:

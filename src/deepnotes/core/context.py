@@ -4,6 +4,14 @@
 pick the device, join the process group (under torchrun), choose the run folder
 ``OUT/NAME/<run-id>/`` (or find the one to resume), and only then write anything. Bad input
 therefore raises :class:`~deepnotes.core.errors.ConfigError` with nothing written.
+
+One run per folder: a new folder is claimed by an exclusive ``mkdir`` and the process running
+it holds a lock on it (:class:`RunLock`), so two processes never write into the same folder.
+``config.json`` records what determines the results: preset, seed, config, the ``--set``
+overrides, and the settings that change floating-point results (``--threads``, the device
+type, the world size); a resume uses those, refuses different ones, and appends itself to the
+record's ``resumes``. ``--resume`` continues only a folder that holds a checkpoint or a cached
+sub-result; it first removes the temporary files of writes that were killed mid-way.
 """
 
 from __future__ import annotations
@@ -12,9 +20,11 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import platform
 import secrets
 import shutil
+import sys
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager
@@ -30,11 +40,24 @@ from deepnotes.core import config as config_mod
 from deepnotes.core import distributed
 from deepnotes.core.checkpoint import load_checkpoint, save_checkpoint
 from deepnotes.core.errors import ConfigError, UsageError
-from deepnotes.core.io import atomic_save, atomic_write_json
+from deepnotes.core.io import (
+    atomic_save,
+    atomic_write_json,
+    check_folder,
+    make_folder,
+    name_max,
+    remove_temp_files,
+)
 from deepnotes.core.metrics import MetricsLogger
 from deepnotes.core.progress import Progress
 from deepnotes.core.registry import Experiment, Outcome, complete, get_experiment
 from deepnotes.core.seeding import derive_seed, resolve_device, seed_everything, seeded
+from deepnotes.core.text import shorten
+
+try:
+    import fcntl
+except ImportError:  # Windows: no advisory locks; a run folder is still claimed by mkdir
+    fcntl = None  # type: ignore[assignment]
 
 T = TypeVar("T")
 
@@ -163,22 +186,122 @@ def new_run_id(seed: int) -> str:
     return f"{stamp}-s{seed}-{secrets.token_hex(2)}"
 
 
-def find_resumable(root: Path, run_id: str | None) -> Path:
-    """The run folder to resume: ``run_id`` if given, else the newest one without outcome.json."""
+CONFIG_FILE = "config.json"
+"""What a run records about itself: name, preset, seed, overrides, settings, config, resumes."""
+
+LOCK_FILE = ".lock"
+"""The file in a run folder that the process running it holds locked (see :class:`RunLock`)."""
+
+RESUMABLE = ("checkpoints/*.pt", "cache/*.pt")
+"""What a run folder must hold for ``--resume`` to have something to continue from."""
+
+
+def has_progress(run_dir: Path) -> bool:
+    """True when ``run_dir`` holds a checkpoint or a cached sub-result (see :data:`RESUMABLE`)."""
+    return any(next(run_dir.glob(pattern), None) is not None for pattern in RESUMABLE)
+
+
+class RunLock:
+    """An exclusive lock on a run folder, held by the one process that runs it.
+
+    ``fcntl.flock`` on ``RUN/.lock``: the system releases it when the process ends, however it
+    ends, so a killed run never leaves a stale lock. A second process (a second ``--resume`` of
+    the same run) is refused at once. The file is removed on :meth:`release`. Where ``fcntl``
+    does not exist (Windows) the lock is a no-op.
+    """
+
+    def __init__(self, run_dir: Path) -> None:
+        self.path = run_dir / LOCK_FILE
+        self._fd: int | None = None
+
+    def acquire(self) -> RunLock:
+        if fcntl is None:
+            return self
+        while True:
+            fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except OSError:
+                os.close(fd)
+                raise ConfigError(
+                    f"run {shorten(str(self.path.parent))} is in use by another process (it "
+                    f"holds {LOCK_FILE}); wait for it to end or use another --run-id"
+                ) from None
+            try:
+                same = os.fstat(fd).st_ino == os.stat(self.path).st_ino
+            except FileNotFoundError:
+                same = False
+            if same:  # not a file its previous holder removed while we opened it
+                self._fd = fd
+                return self
+            os.close(fd)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                self.path.unlink()
+            os.close(self._fd)
+            self._fd = None
+
+
+def find_resumable(root: Path, run_id: str | None) -> tuple[Path, list[str]]:
+    """The run folder to resume and the unfinished folders passed over (one line each).
+
+    With ``run_id``, that run; else the newest (by its config.json) unfinished run that holds a
+    checkpoint or a cached sub-result. A folder without either (a run killed or refused before
+    its first checkpoint) has nothing to continue from: it is skipped and named.
+
+    Raises:
+        ConfigError: no such run, it finished, it has nothing to resume, or no run qualifies.
+    """
     if run_id is not None:
         run_dir = root / run_id
-        if not (run_dir / "config.json").is_file():
-            raise ConfigError(f"cannot resume: no run {run_id!r} in {root} (no config.json)")
+        if not (run_dir / CONFIG_FILE).is_file():
+            raise ConfigError(
+                f"cannot resume: no run {shorten(run_id)!r} in {shorten(str(root))} "
+                f"(no {CONFIG_FILE})"
+            )
         if (run_dir / "outcome.json").exists():
             raise ConfigError(f"cannot resume: run {run_dir} already finished (has outcome.json)")
-        return run_dir
-    candidates = sorted(
-        (p for p in root.glob("*/config.json") if not (p.parent / "outcome.json").exists()),
-        key=lambda p: p.stat().st_mtime,
+        if not has_progress(run_dir):
+            raise ConfigError(
+                f"cannot resume: run {run_dir} has nothing to resume (no checkpoint or cached "
+                "result: it stopped before its first checkpoint); remove the folder and start "
+                "the run again"
+            )
+        return run_dir, []
+    unfinished = sorted(
+        (
+            p.parent
+            for p in root.glob(f"*/{CONFIG_FILE}")
+            if not (p.parent / "outcome.json").exists()
+        ),
+        key=lambda d: (d / CONFIG_FILE).stat().st_mtime,
+        reverse=True,
     )
-    if not candidates:
-        raise ConfigError(f"cannot resume: no unfinished run under {root}")
-    return candidates[-1].parent
+    skipped = []
+    for run_dir in unfinished:
+        if has_progress(run_dir):
+            return run_dir, skipped
+        skipped.append(f"{run_dir.name} (no checkpoint or cached result yet)")
+    passed = f"; skipped {len(skipped)}: {shorten(', '.join(skipped), 300)}" if skipped else ""
+    raise ConfigError(f"cannot resume: no unfinished run with a checkpoint under {root}{passed}")
+
+
+@dataclass
+class _Start:
+    """Rank 0's decision about where and how a run goes (broadcast to every rank)."""
+
+    run_dir: Path
+    cfg: Any
+    seed: int
+    preset: str
+    threads: int | None
+    record: dict[str, Any]
+    """What config.json will hold."""
+    created: list[Path] = field(default_factory=list)
+    """Folders this start created (run folder last), removed again if the start fails."""
+    skipped: list[str] = field(default_factory=list)
 
 
 def run_experiment(
@@ -193,6 +316,7 @@ def run_experiment(
     run_id: str | None = None,
     show_progress: bool = True,
     threads: int | None = None,
+    notify: Callable[[str], None] | None = None,
 ) -> RunResult:
     """Run one experiment end to end and write its artefacts.
 
@@ -202,15 +326,20 @@ def run_experiment(
         seed: the seed (default 0; on resume, the stored seed).
         device: auto|cpu|cuda|mps.
         out: root folder; the run goes to ``out/name/<run-id>/``.
-        resume: continue the run ``run_id`` (or the newest unfinished one) from its checkpoints,
-            with its stored config and seed.
-        run_id: name of the run folder (default: timestamp, seed and a random suffix).
+        resume: continue the run ``run_id`` (or the newest unfinished one with a checkpoint) from
+            its checkpoints, with its stored config, seed and settings; folders passed over are
+            named through ``notify``.
+        run_id: name of the run folder (default: timestamp, seed and a random suffix). The folder
+            is claimed atomically: of two runs started with the same id, the second is refused.
         threads: torch's intra-op CPU threads and NumPy's BLAS threads for this run (default:
             the libraries' own choice); 1 is much faster for small models on a shared CPU.
-            Restored afterwards.
+            Restored afterwards. Recorded in config.json since it changes floating-point
+            results: a resume uses the recorded value and refuses a different one.
+        notify: called with one line for things the user should know (default: print to stderr).
 
     Raises:
-        ConfigError: bad name, preset, key, value, device, or nothing to resume; nothing written.
+        ConfigError: bad name, preset, key, value, device, ``out``, run id, or nothing to
+            resume; nothing written.
         DivergenceError: training produced a non-finite loss (see the Trainer).
     """
     exp = get_experiment(name)
@@ -219,38 +348,60 @@ def run_experiment(
     cfg = config_mod.apply_overrides(config_mod.preset(exp.config, preset or "quick"), overrides)
     dev = resolve_device(device, distributed.env_info().local_rank)
     info = distributed.init(dev)
-    root = Path(out) / name
     # rank 0 decides (it alone looks at the folder before writing); every rank gets its answer
     # or its error, so no process of a torchrun job is left waiting for the others
-    decision = None
+    decision: tuple[str, Any] = ("error", "")
+    lock: RunLock | None = None
     if info.is_main:
         try:
-            decision = (
-                "ok",
-                _choose_run_dir(exp, root, cfg, preset, overrides, seed, resume, run_id),
+            chosen, lock = _start(
+                exp, Path(out), cfg, preset, overrides, seed, resume, run_id, threads, dev, info
             )
-        except ConfigError as err:
+            decision = ("ok", chosen)
+        except UsageError as err:
             decision = ("error", str(err))
-    status, value = distributed.broadcast_object(decision)
-    if status == "error":
-        raise ConfigError(value)
-    run_dir, cfg, seed, preset = value
-    fresh = not resume and not run_dir.exists()
-    made_root = fresh and not root.exists()
+    try:
+        status, value = distributed.broadcast_object(decision)
+        if status == "error":
+            raise ConfigError(value)
+        start: _Start = value
+        if info.is_main:
+            for line in start.skipped:
+                (notify or _print_note)(f"--resume passed over {line}")
+        try:
+            return _run_in_folder(exp, start, dev, info, show_progress, resume)
+        except UsageError:
+            # the experiment refused its input (a data file it cannot read, say): a new run
+            # folder holds nothing worth keeping, so it goes, and bad input leaves nothing behind
+            if not resume and info.is_main:
+                shutil.rmtree(start.run_dir, ignore_errors=True)
+                for folder in reversed(start.created[:-1]):
+                    with contextlib.suppress(OSError):
+                        folder.rmdir()  # only when empty: other runs keep theirs
+            raise
+    finally:
+        if lock is not None:
+            lock.release()
+
+
+def _run_in_folder(
+    exp: Experiment,
+    start: _Start,
+    dev: torch.device,
+    info: distributed.DistInfo,
+    show_progress: bool,
+    resume: bool,
+) -> RunResult:
+    run_dir, cfg, seed, preset, threads = (
+        start.run_dir, start.cfg, start.seed, start.preset, start.threads
+    )  # fmt: skip
     if info.is_main:
-        atomic_write_json(
-            run_dir / "config.json",
-            {
-                "name": name,
-                "preset": preset,
-                "seed": seed,
-                "overrides": list(overrides),
-                "config": config_mod.to_dict(cfg),
-            },
-        )
+        if resume:
+            remove_temp_files(run_dir)  # of writes killed mid-way; this process holds the lock
+        atomic_write_json(run_dir / CONFIG_FILE, start.record)
     distributed.barrier()
     ctx = RunContext(
-        name=name,
+        name=exp.name,
         seed=seed,
         device=dev,
         out_dir=run_dir,
@@ -275,22 +426,16 @@ def run_experiment(
         with blas_limit:
             outcome = exp.fn(cfg, ctx)
     except UsageError:
-        # the experiment refused its input (a data file it cannot read, say): a new run folder
-        # holds nothing worth keeping, so it goes, and bad input leaves nothing behind
-        if fresh and info.is_main:
-            ctx.metrics.path = None  # the flush below must not bring the folder back
-            shutil.rmtree(run_dir, ignore_errors=True)
-            if made_root and not any(root.iterdir()):
-                root.rmdir()
+        ctx.metrics.path = None  # the caller removes a new folder: the flush must not restore it
         raise
     finally:
         ctx.metrics.flush()
         torch.set_num_threads(previous_threads)
     if not isinstance(outcome, Outcome):
-        raise TypeError(f"experiment {name!r} returned {type(outcome).__name__}, not Outcome")
+        raise TypeError(f"experiment {exp.name!r} returned {type(outcome).__name__}, not Outcome")
     outcome = complete(exp, outcome)
     record = {
-        "name": name,
+        "name": exp.name,
         "topic": exp.topic,
         "description": exp.description,
         "draft": exp.draft,
@@ -317,30 +462,141 @@ def run_experiment(
     return RunResult(run_dir, json.loads(json.dumps(record, default=str)), outcome)
 
 
-def _choose_run_dir(
+def _print_note(line: str) -> None:
+    print(f"note: {line}", file=sys.stderr)
+
+
+def _check_run_id(run_id: str, root: Path) -> None:
+    if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith(".") or "\0" in run_id:
+        raise ConfigError(f"run id must be a plain folder name, got {shorten(repr(run_id))}")
+    size, limit = len(os.fsencode(run_id)), name_max(root)
+    if size > limit:
+        raise ConfigError(
+            f"run id must be at most {limit} bytes (the file system's limit for a folder name), "
+            f"got {size} bytes: {shorten(repr(run_id))}"
+        )
+
+
+def _start(
     exp: Experiment,
-    root: Path,
+    out: Path,
     cfg: Any,
     preset: str | None,
     overrides: tuple[str, ...] | list[str],
     seed: int | None,
     resume: bool,
     run_id: str | None,
-) -> tuple[Path, Any, int, str]:
-    if run_id is not None and (not run_id or "/" in run_id or run_id.startswith(".")):
-        raise ConfigError(f"run id must be a plain folder name, got {run_id!r}")
+    threads: int | None,
+    dev: torch.device,
+    info: distributed.DistInfo,
+) -> tuple[_Start, RunLock]:
+    """Claim a new run folder, or find and lock the one to resume; nothing is written on error.
+
+    The new folder is created with an exclusive ``mkdir``, so of two runs started at once with
+    the same ``--run-id`` exactly one gets it.
+    """
+    root = out / exp.name
+    check_folder(out, "--out")
+    if run_id is not None:
+        _check_run_id(run_id, out)
+    settings = {"threads": threads, "device": dev.type, "world_size": info.world_size}
     if not resume:
         seed = 0 if seed is None else seed
         if not 0 <= seed < 2**32:
             raise ConfigError(f"seed must be in [0, 2**32), got {seed}")
-        run_id = run_id or new_run_id(seed)
-        if (root / run_id / "config.json").exists():
-            raise ConfigError(f"run {root / run_id} exists; use --resume or another --run-id")
-        return root / run_id, cfg, seed, preset or "quick"
-    run_dir = find_resumable(root, run_id)
-    stored = json.loads((run_dir / "config.json").read_text(encoding="utf-8"))
-    stored_cfg = config_mod.from_dict(exp.config, stored["config"])
-    stored_preset = stored.get("preset", "quick")
+        run_dir = root / (run_id or new_run_id(seed))
+        try:
+            created = make_folder(run_dir, "--out", exclusive=True)
+        except FileExistsError:
+            raise ConfigError(
+                f"run {shorten(str(run_dir))} exists; use --resume or another --run-id"
+            ) from None
+        lock = RunLock(run_dir).acquire()
+        record = {
+            "name": exp.name,
+            "preset": preset or "quick",
+            "seed": seed,
+            "overrides": list(overrides),
+            **settings,
+            "config": config_mod.to_dict(cfg),
+            "resumes": [],
+        }
+        return _Start(run_dir, cfg, seed, preset or "quick", threads, record, created), lock
+    run_dir, skipped = find_resumable(root, run_id)
+    lock = RunLock(run_dir).acquire()
+    try:
+        if (run_dir / "outcome.json").exists():  # finished while we were looking
+            raise ConfigError(f"cannot resume: run {run_dir} already finished (has outcome.json)")
+        stored, stored_cfg = _read_run_config(exp, run_dir)
+        start = _resume_start(
+            exp, run_dir, stored, stored_cfg, preset, overrides, seed, threads, settings
+        )
+    except BaseException:
+        lock.release()
+        raise
+    start.skipped = skipped
+    return start, lock
+
+
+def _read_run_config(exp: Experiment, run_dir: Path) -> tuple[dict[str, Any], Any]:
+    """The stored record of ``run_dir`` and its config, or a ConfigError naming the file."""
+    path = run_dir / CONFIG_FILE
+    try:
+        stored = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ConfigError(
+            f"cannot resume: {path} is not a readable run config (expected JSON written by "
+            f"deepnotes, got {shorten(str(err))})"
+        ) from None
+    expected = {"name": str, "preset": str, "seed": int, "config": dict}
+    if not isinstance(stored, dict):
+        problem = f"a JSON {type(stored).__name__} instead of an object"
+    else:
+        missing = [key for key in expected if key not in stored]
+        wrong = [
+            f"{key} ({type(stored[key]).__name__})"
+            for key, kind in expected.items()
+            if key in stored
+            and (not isinstance(stored[key], kind) or isinstance(stored[key], bool))
+        ]
+        problem = (
+            f"missing keys {', '.join(missing)}"
+            if missing
+            else f"wrong types: {', '.join(wrong)}"
+            if wrong
+            else ""
+        )
+    if problem:
+        raise ConfigError(
+            f"cannot resume: {path} is incomplete (expected keys name, preset, seed, config; "
+            f"got {problem})"
+        )
+    if stored["name"] != exp.name:
+        raise ConfigError(
+            f"cannot resume: {path} belongs to experiment {shorten(stored['name'])!r}, "
+            f"not {exp.name!r}"
+        )
+    try:
+        stored_cfg = config_mod.from_dict(exp.config, stored["config"])
+    except (UsageError, TypeError, ValueError) as err:
+        raise ConfigError(
+            f"cannot resume: {path} holds a config that does not fit: {err}"
+        ) from None
+    return stored, stored_cfg
+
+
+def _resume_start(
+    exp: Experiment,
+    run_dir: Path,
+    stored: dict[str, Any],
+    stored_cfg: Any,
+    preset: str | None,
+    overrides: tuple[str, ...] | list[str],
+    seed: int | None,
+    threads: int | None,
+    settings: dict[str, Any],
+) -> _Start:
+    stored_preset = stored["preset"]
     if preset is not None and preset != stored_preset:
         raise ConfigError(f"--resume continues {run_dir} with its stored preset {stored_preset!r}")
     if (
@@ -353,7 +609,36 @@ def _choose_run_dir(
         )
     if seed is not None and seed != stored["seed"]:
         raise ConfigError(f"--resume continues {run_dir} with its stored seed {stored['seed']}")
-    return run_dir, stored_cfg, int(stored["seed"]), stored_preset
+    # settings that change floating-point results: the recorded ones, or a refusal
+    if "threads" in stored:
+        if threads is not None and threads != stored["threads"]:
+            recorded = stored["threads"] or "the libraries' default"
+            raise ConfigError(
+                f"--resume continues {run_dir} with its recorded --threads ({recorded}), since "
+                f"the thread count changes floating-point results; got --threads {threads}"
+            )
+        threads = stored["threads"]
+    for key, option in (("device", "--device"), ("world_size", "torchrun's world size")):
+        if key in stored and stored[key] != settings[key]:
+            raise ConfigError(
+                f"--resume continues {run_dir} with its recorded {option} {stored[key]!r}, "
+                f"since it changes floating-point results; this run would use {settings[key]!r}"
+            )
+    history = stored.get("resumes")
+    record = {
+        **stored,
+        "threads": threads,
+        "device": settings["device"],
+        "world_size": settings["world_size"],
+        "resumes": [
+            *(history if isinstance(history, list) else []),
+            {
+                "at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                "overrides": list(overrides),
+            },
+        ],
+    }
+    return _Start(run_dir, stored_cfg, int(stored["seed"]), stored_preset, threads, record)
 
 
 def _relative(path: Path | str, run_dir: Path) -> str:

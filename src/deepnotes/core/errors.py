@@ -23,3 +23,12 @@ class DataFormatError(UsageError):
 
 class DivergenceError(RuntimeError):
     """Training produced a non-finite loss; the message names the step and last good checkpoint."""
+
+
+class CollectiveTimeoutError(RuntimeError):
+    """A collective of a torchrun job ended without every rank: another rank stopped, crashed or
+    stalled past the collective timeout (``DEEPNOTES_DIST_TIMEOUT`` seconds, default 5 minutes).
+
+    The message is one line naming this rank, the operation and the timeout (see
+    :mod:`deepnotes.core.distributed`).
+    """

@@ -38,6 +38,7 @@ from typing import Any
 
 from deepnotes.core.errors import ConfigError
 from deepnotes.core.stats import TestResult
+from deepnotes.core.text import shorten
 
 KINDS = ("claim", "check")
 """A claim can fail (a statement of the notes or a published result); a check is an identity of
@@ -461,7 +462,7 @@ def get_experiment(name: str) -> Experiment:
     close = difflib.get_close_matches(name, list(_REGISTRY), n=3, cutoff=0.4)
     hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
     raise ConfigError(
-        f"unknown experiment {name!r}.{hint} Run `deepnotes list` to see all "
+        f"unknown experiment {shorten(repr(name))}.{hint} Run `deepnotes list` to see all "
         f"{len(_REGISTRY)} experiments."
     )
 
@@ -473,7 +474,9 @@ def experiments(topics: Sequence[str] | None = None, drafts: bool = True) -> lis
     known = sorted({e.topic for e in _REGISTRY.values()})
     for topic in topics or ():
         if topic not in known:
-            raise ConfigError(f"unknown topic {topic!r}; expected one of {', '.join(known)}")
+            raise ConfigError(
+                f"unknown topic {shorten(repr(topic))}; expected one of {', '.join(known)}"
+            )
     return sorted(
         (
             e

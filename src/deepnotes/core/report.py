@@ -19,7 +19,10 @@ claims. It renders:
 * :func:`not_holding_markdown`: the list of what does not hold, for the README.
 
 Malformed outcome files never crash the report: they are skipped and listed as problems
-(``Outcomes.problems``), which the HTML page shows in a warning box.
+(``Outcomes.problems``), which the HTML page shows in a warning box and :func:`write_report`
+returns, so that the command line can name them and exit non-zero. Only figures that are plain
+files inside their run folder are copied: a figure that is a symbolic link, or that lies (or
+resolves) outside the run folder, is left out and listed as a problem.
 
 Example:
     >>> from deepnotes.core.report import build_report, latest_outcomes, summary_markdown
@@ -41,7 +44,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 from urllib.parse import quote
 
-from deepnotes.core.io import atomic_copy, atomic_write_text
+from deepnotes.core.errors import UsageError
+from deepnotes.core.io import atomic_copy, atomic_write_text, check_folder
 from deepnotes.core.registry import (
     FAILS,
     HOLDS,
@@ -51,6 +55,7 @@ from deepnotes.core.registry import (
     verdict,
     verdict_text,
 )
+from deepnotes.core.text import shorten
 
 __all__ = [
     "CHECK",
@@ -58,6 +63,7 @@ __all__ = [
     "OUTCOME_FILE",
     "REPORT_DIRNAME",
     "REQUIRED_KEYS",
+    "BuiltReport",
     "Outcomes",
     "Tally",
     "TopicSummary",
@@ -77,6 +83,7 @@ __all__ = [
     "tally",
     "threshold_text",
     "topic_summaries",
+    "write_report",
 ]
 
 OUTCOME_FILE = "outcome.json"
@@ -106,6 +113,25 @@ REQUIRED_KEYS: tuple[str, ...] = (
 )
 """Keys every outcome.json must contain; a file missing any of them is reported and skipped."""
 
+_FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "topic": (str,),
+    "description": (str,),
+    "run_id": (str,),
+    "preset": (str,),
+    "seed": (int,),
+    "device": (str,),
+    "world_size": (int,),
+    "config": (dict,),
+    "metrics": (dict,),
+    "all_hold": (bool,),
+    "started": (str,),
+    "finished": (str,),
+    "duration_s": (int, float),
+    "versions": (dict,),
+}
+"""The JSON type each required field must have (``name``, ``figures`` and ``claims`` are checked
+more closely); a file with another type is reported and skipped, never shown half-broken."""
+
 CLAIM, CHECK = "claim", "check"
 """The two kinds of record in an outcome's ``claims`` list (see :func:`claim_kind`)."""
 
@@ -123,10 +149,17 @@ class Outcomes:
         items: One dict per usable ``outcome.json`` (its JSON content) with an extra key
             ``"run_dir"`` holding the :class:`~pathlib.Path` of the run folder.
         problems: One human-readable line per skipped file: ``"<path>: <reason>"``.
+        problem_files: The path of each skipped file, in the order of ``problems``.
     """
 
     items: list[dict[str, Any]] = field(default_factory=list)
     problems: list[str] = field(default_factory=list)
+    problem_files: list[Path] = field(default_factory=list)
+
+    def skip(self, path: Path, reason: str) -> None:
+        """Record that the file ``path`` was skipped, and why."""
+        self.problems.append(f"{path}: {reason}")
+        self.problem_files.append(path)
 
     def __len__(self) -> int:
         return len(self.items)
@@ -172,14 +205,14 @@ def find_outcomes(runs_dir: str | os.PathLike[str]) -> Outcomes:
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except (OSError, UnicodeDecodeError) as exc:
-            result.problems.append(f"{path}: cannot be read ({exc})")
+            result.skip(path, f"cannot be read ({exc})")
             continue
         except json.JSONDecodeError as exc:
-            result.problems.append(f"{path}: invalid JSON ({exc})")
+            result.skip(path, f"invalid JSON ({exc})")
             continue
         reason = _validate(data)
         if reason is not None:
-            result.problems.append(f"{path}: {reason}")
+            result.skip(path, reason)
             continue
         data["run_dir"] = path.parent
         result.items.append(data)
@@ -195,9 +228,11 @@ def _validate(data: Any) -> str | None:
         return "missing keys: " + ", ".join(missing)
     if not isinstance(data["name"], str) or not data["name"].strip():
         return "'name' must be a non-empty string"
-    for key in ("config", "metrics"):
-        if not isinstance(data[key], dict):
-            return f"'{key}' must be an object"
+    for key, types in _FIELD_TYPES.items():
+        value = data[key]
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            expected = " or ".join(dict.fromkeys(_JSON_NAMES[t] for t in types))
+            return f"'{key}' must be {expected}, got {_JSON_NAMES.get(type(value), 'another type')}"
     if not isinstance(data["figures"], list) or not all(
         isinstance(item, str) for item in data["figures"]
     ):
@@ -207,6 +242,17 @@ def _validate(data: Any) -> str | None:
     ):
         return "'claims' must be a list of objects"
     return None
+
+
+_JSON_NAMES = {
+    str: "a string",
+    int: "a number",
+    float: "a number",
+    bool: "true or false",
+    dict: "an object",
+    list: "a list",
+    type(None): "null",
+}
 
 
 def _finished_key(outcome: dict[str, Any]) -> tuple[datetime, str]:
@@ -250,7 +296,9 @@ def latest_outcomes(runs_dir: str | os.PathLike[str]) -> Outcomes:
         if current is None or _finished_key(outcome) > _finished_key(current):
             best[outcome["name"]] = outcome
     items = sorted(best.values(), key=lambda o: (str(o["topic"]), o["name"]))
-    return Outcomes(items=items, problems=list(found.problems))
+    return Outcomes(
+        items=items, problems=list(found.problems), problem_files=list(found.problem_files)
+    )
 
 
 # --------------------------------------------------------------------------------------------
@@ -1069,6 +1117,11 @@ def _figures(outcome: dict[str, Any], out_dir: Path, problems: list[str]) -> lis
     for figure in outcome["figures"]:
         rel = _safe_relative(figure)
         source = run_dir.joinpath(*rel.parts) if rel is not None else None
+        refused = _unsafe_figure(run_dir, source) if source is not None else None
+        if refused is not None:
+            problems.append(f"{source}: figure not copied: {refused}")
+            out.append(f'<p class="missing">not copied ({_t(refused)}): {_t(figure)}</p>')
+            continue
         if source is None or not source.is_file():
             out.append(f'<p class="missing">missing: {_t(figure)}</p>')
             continue
@@ -1088,6 +1141,23 @@ def _figures(outcome: dict[str, Any], out_dir: Path, problems: list[str]) -> lis
         )
     out.append("</div>")
     return out
+
+
+def _unsafe_figure(run_dir: Path, source: Path) -> str | None:
+    """Why ``source`` must not be copied into the report (a link, or a file outside
+    ``run_dir``), or None when it is a plain file of the run folder (or does not exist)."""
+    part = source
+    while part != run_dir and part != part.parent:
+        if part.is_symlink():
+            return "it is a symbolic link" if part == source else f"{part.name} is a symbolic link"
+        part = part.parent
+    if not source.exists():
+        return None
+    try:
+        source.resolve().relative_to(run_dir.resolve())
+    except ValueError:
+        return "it lies outside the run folder"
+    return None
 
 
 def _experiment_section(
@@ -1142,12 +1212,36 @@ def _experiment_section(
     return out
 
 
+@dataclass(frozen=True)
+class BuiltReport:
+    """A written report: its page and the problems found while building it.
+
+    Attributes:
+        index: The path of ``index.html``.
+        problems: One line per outcome file skipped or figure not copied (also shown on the
+            page); empty when everything was used.
+    """
+
+    index: Path
+    problems: list[str]
+
+
 def build_report(
     runs_dir: str | os.PathLike[str],
     out_dir: str | os.PathLike[str] | None = None,
     *,
     built: datetime | None = None,
 ) -> Path:
+    """:func:`write_report`, returning only the path of ``index.html``."""
+    return write_report(runs_dir, out_dir, built=built).index
+
+
+def write_report(
+    runs_dir: str | os.PathLike[str],
+    out_dir: str | os.PathLike[str] | None = None,
+    *,
+    built: datetime | None = None,
+) -> BuiltReport:
     """Write ``<out_dir>/index.html`` for the latest run of every experiment and copy its figures.
 
     The page holds, in order: a title, the build time and the totals (:meth:`Tally.text`); a
@@ -1161,7 +1255,8 @@ def build_report(
     reason and, for a threshold relative to a measured baseline, that baseline), and run, config
     and metrics folded. Figures are copied (atomically) to ``<out_dir>/figures/<name>/<file>``; a
     listed figure that does not exist is shown as ``missing: <file>``. An empty or missing runs
-    directory gives a page saying no runs were found.
+    directory gives a page saying no runs were found. A figure that is a symbolic link or lies
+    outside its run folder is not copied (shown as ``not copied (...)`` and listed as a problem).
 
     Arguments:
         runs_dir: The runs directory (``RUNS``).
@@ -1169,15 +1264,23 @@ def build_report(
         built: Time to print as the build time (default: now, UTC); useful for reproducible pages.
 
     Returns:
-        The path of the written ``index.html``.
+        A :class:`BuiltReport`: the path of the written ``index.html`` and the problems.
+
+    Raises:
+        UsageError: ``runs_dir`` is not a folder (a file, a device), or the report folder cannot
+            be written; nothing is written then.
 
     Example:
-        >>> index = build_report("runs")  # doctest: +SKIP
-        >>> index  # doctest: +SKIP
-        PosixPath('runs/report/index.html')
+        >>> built = write_report("runs")  # doctest: +SKIP
+        >>> built.index, built.problems  # doctest: +SKIP
+        (PosixPath('runs/report/index.html'), [])
     """
     runs = Path(runs_dir)
     target = Path(out_dir) if out_dir is not None else runs / REPORT_DIRNAME
+    if runs.exists() and not runs.is_dir():
+        kind = "a file" if runs.is_file() else "a device or other non-folder"
+        raise UsageError(f"--out {shorten(str(runs))}: expected a folder of runs, got {kind}")
+    check_folder(target, "the report folder")
     stamp = (built or datetime.now(timezone.utc)).isoformat(timespec="seconds")
     latest = latest_outcomes(runs)
     outcomes = latest.items
@@ -1247,4 +1350,4 @@ def build_report(
     ]
     index = target / "index.html"
     atomic_write_text(index, "\n".join(page) + "\n")
-    return index
+    return BuiltReport(index, problems)

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 
 from deepnotes.core.errors import ConfigError
+from deepnotes.core.text import shorten
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -44,7 +45,9 @@ def resolve_device(spec: str = "auto", local_rank: int = 0) -> torch.device:
     """
     spec = spec.lower()
     if spec not in DEVICES:
-        raise ConfigError(f"unknown device {spec!r}; expected one of {', '.join(DEVICES)}")
+        raise ConfigError(
+            f"unknown device {shorten(repr(spec))}; expected one of {', '.join(DEVICES)}"
+        )
     cuda = torch.cuda.is_available()
     mps = getattr(torch.backends, "mps", None) is not None and torch.backends.mps.is_available()
     if spec == "auto":

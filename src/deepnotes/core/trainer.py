@@ -100,8 +100,8 @@ class Trainer:
         metrics: extra per-example metrics, by name (default: ``{"acc": accuracy}``).
         select: the validation quantity that picks the best epoch: "loss" or a metric name.
         mode: "min" or "max" for ``select`` (default: "min" for loss, else "max").
-        patience: stop after this many epochs without improvement (None: never).
-        grad_clip: clip the global gradient norm to this value (None: no clipping).
+        patience: stop after this many (>= 1) epochs without improvement (None: never).
+        grad_clip: clip the global gradient norm to this finite value > 0 (None: no clipping).
         schedule: learning-rate schedule name (see :func:`deepnotes.core.schedules.make_scheduler`)
             or a callable ``(optimizer, total_steps) -> LRScheduler``.
         warmup_epochs: linear warm-up length for the named schedules.
@@ -111,8 +111,8 @@ class Trainer:
         checkpoint: write a checkpoint every epoch (and resume from it when ``ctx.resume``).
         progress: show a progress bar over epochs.
         log: log per-epoch records to ``metrics.jsonl``.
-        explode_factor: treat a training loss above ``explode_factor`` times the first step's
-            loss as divergence (None: only non-finite losses).
+        explode_factor: treat a training loss above ``explode_factor`` (finite, > 1) times the
+            first step's loss as divergence (None: only non-finite losses).
         keep: the weights the model holds after ``fit`` and the test set is scored with:
             "best" (the epoch selected on validation) or "last" (the final epoch's, for
             experiments about where training ends, such as snapshots or weight averages).
@@ -157,10 +157,18 @@ class Trainer:
             raise ValueError(f"mode must be 'min' or 'max', got {mode!r}")
         if epochs < 1 or batch_size < 1:
             raise ValueError(f"epochs and batch_size must be >= 1, got {epochs}, {batch_size}")
+        if eval_batch_size < 1:
+            raise ValueError(f"eval_batch_size must be >= 1, got {eval_batch_size}")
         if patience is not None and patience < 1:
             raise ValueError(f"patience must be >= 1 or None, got {patience}")
-        if grad_clip is not None and grad_clip <= 0:
-            raise ValueError(f"grad_clip must be > 0 or None, got {grad_clip}")
+        if grad_clip is not None and not (_finite(grad_clip) and grad_clip > 0):
+            raise ValueError(f"grad_clip must be a finite number > 0 or None, got {grad_clip}")
+        if explode_factor is not None and not (_finite(explode_factor) and explode_factor > 1):
+            raise ValueError(
+                f"explode_factor must be a finite number > 1 or None, got {explode_factor}"
+            )
+        if warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be >= 0, got {warmup_epochs}")
         self.model = model.to(ctx.device)
         self.optimizer = optimizer
         self.ctx = ctx
@@ -256,7 +264,8 @@ class Trainer:
             if not math.isfinite(values[0]):
                 return record  # the loop's guard stops here, before a poisoned update
             self.optimizer.zero_grad(set_to_none=True)
-            loss.backward()
+            with distributed.collective("gradient all-reduce"):  # DDP reduces in backward
+                loss.backward()
             if self.grad_clip is not None:
                 nn.utils.clip_grad_norm_(self.model.parameters(), self.grad_clip)
             self.optimizer.step()
@@ -405,9 +414,19 @@ def make_optimizer(
     momentum: float = 0.0,
     weight_decay: float = 0.0,
 ) -> torch.optim.Optimizer:
-    """A torch optimiser by name: "sgd" (with optional heavy-ball momentum), "adam" or "adamw"."""
-    if lr <= 0:
-        raise ValueError(f"lr must be > 0, got {lr}")
+    """A torch optimiser by name: "sgd" (with optional heavy-ball momentum), "adam" or "adamw".
+
+    Raises:
+        ValueError: ``lr`` not a finite number > 0, ``momentum`` outside [0, 1) (checked for
+            every optimiser, though only SGD uses it), ``weight_decay`` not a finite number
+            >= 0, or an unknown ``name``.
+    """
+    if not (_finite(lr) and lr > 0):
+        raise ValueError(f"lr must be a finite number > 0, got {lr}")
+    if not 0 <= momentum < 1:
+        raise ValueError(f"momentum must be in [0, 1), got {momentum}")
+    if not (_finite(weight_decay) and weight_decay >= 0):
+        raise ValueError(f"weight_decay must be a finite number >= 0, got {weight_decay}")
     if name == "sgd":
         return torch.optim.SGD(params, lr=lr, momentum=momentum, weight_decay=weight_decay)
     if name == "adam":
@@ -415,3 +434,11 @@ def make_optimizer(
     if name == "adamw":
         return torch.optim.AdamW(params, lr=lr, weight_decay=weight_decay)
     raise ValueError(f"optimizer must be 'sgd', 'adam' or 'adamw', got {name!r}")
+
+
+def _finite(value: float) -> bool:
+    """True for a finite real number (False for inf, nan and what is not a number)."""
+    try:
+        return math.isfinite(value)
+    except TypeError:
+        return False

@@ -13,7 +13,14 @@ Two on-disk formats are read (and written, so that tests and users can produce s
   ``b"data"`` holds a ``uint8`` array with one row of 3072 values per image (the 32x32 red plane,
   then the green plane, then the blue plane, each row by row) and ``b"labels"`` a list of class
   indices 0..9. Pickles can run arbitrary code when loaded, so batches are read with an
-  unpickler that can only rebuild NumPy arrays and refuses every other global.
+  unpickler that runs no code at all: it refuses every global but the few NumPy's own pickles
+  name, and even those are replaced by stand-ins that record what the pickle declares. Arrays
+  are then rebuilt from their own bytes, with the dtype and shape the format fixes.
+
+Both loaders follow the bounded-reading rule of :mod:`deepnotes.data.bounded` (sizes are checked
+against the file, and against a documented limit, before anything large is allocated; a class
+label is checked against the format's range at load time), which every future loader of a user
+file follows too.
 
 Every problem with a file (missing, truncated, wrong format, inconsistent contents) raises
 :class:`~deepnotes.core.errors.DataFormatError` with a message that names the file and says what
@@ -24,10 +31,11 @@ from __future__ import annotations
 
 import gzip
 import io
+import math
 import os
 import pickle
 import struct
-import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -35,11 +43,14 @@ import numpy as np
 
 from deepnotes.core.errors import DataFormatError
 from deepnotes.core.io import atomic_write_bytes
+from deepnotes.core.text import shorten
+from deepnotes.data.bounded import BoundedReader, check_class_labels, read_file
 
 if TYPE_CHECKING:
     from torch.utils.data import TensorDataset
 
 __all__ = [
+    "MNIST_MAX_SIDE",
     "load_cifar10",
     "load_mnist",
     "read_idx",
@@ -64,7 +75,6 @@ _IDX_CODES: dict[tuple[str, int], int] = {
     (dtype.kind, dtype.itemsize): code for code, (dtype, _) in _IDX_TYPES.items()
 }
 _IDX_TYPE_LIST = ", ".join(f"0x{code:02X} ({name})" for code, (_, name) in _IDX_TYPES.items())
-_GZIP_MAGIC = b"\x1f\x8b"
 
 _SPLITS = ("train", "test")
 _MNIST_FILES = {
@@ -72,6 +82,11 @@ _MNIST_FILES = {
     "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
 }
 _MNIST_ALL = ", ".join(name for pair in _MNIST_FILES.values() for name in pair)
+_MNIST_CLASSES = 10
+
+MNIST_MAX_SIDE = 4096
+"""Largest image height or width :func:`load_mnist` accepts, in pixels (MNIST's is 28): a header
+declaring more is taken for a corrupt or hostile file, whatever the size limit."""
 
 _CIFAR_SUBDIR = "cifar-10-batches-py"
 _CIFAR_BATCHES = {
@@ -88,61 +103,37 @@ _CIFAR_CLASSES = 10
 # --------------------------------------------------------------------------------------------
 
 
-def _read_bytes(path: Path, what: str) -> bytes:
-    """Return the contents of ``path``, turning OS errors into :class:`DataFormatError`."""
-    try:
-        return path.read_bytes()
-    except FileNotFoundError:
-        raise DataFormatError(f"{what} not found: {path}") from None
-    except IsADirectoryError:
-        raise DataFormatError(f"{path}: is a folder, expected a {what}") from None
-    except OSError as exc:
-        raise DataFormatError(f"{path}: cannot read {what}: {exc}") from exc
+@dataclass(frozen=True)
+class _IdxHeader:
+    """What an IDX header declares: the shape and the element type of the data after it."""
+
+    shape: tuple[int, ...]
+    disk_dtype: np.dtype[Any]
+    type_name: str
+
+    @property
+    def nbytes(self) -> int:
+        """Declared data size: the product of the dimensions times the item size (exact int)."""
+        return math.prod(self.shape) * self.disk_dtype.itemsize
+
+    @property
+    def declares(self) -> str:
+        """The declaration in words, for messages."""
+        return (
+            f"header declares shape {self.shape} of {self.type_name} = {self.nbytes} bytes of data"
+        )
 
 
-def read_idx(path: PathLike) -> np.ndarray:
-    """Read an IDX file (the MNIST / Fashion-MNIST format), raw or gzip-compressed.
-
-    Compression is detected from the gzip magic bytes ``1f 8b`` at the start of the file, not
-    from the file name.
-
-    Arguments:
-        path: the file to read.
-
-    Returns:
-        An array with the shape declared in the header and the element type given by its type
-        code (``uint8``, ``int8``, ``int16``, ``int32``, ``float32`` or ``float64``), in native
-        byte order. The array owns its memory and is writable.
-
-    Raises:
-        DataFormatError: the file is missing or unreadable, is a corrupt or truncated gzip
-            stream, does not start with a valid IDX header, is shorter than its header, or holds
-            fewer or more data bytes than the header declares.
-
-    Example:
-        >>> images = read_idx("mnist/train-images-idx3-ubyte.gz")  # doctest: +SKIP
-        >>> images.shape, images.dtype  # doctest: +SKIP
-        ((60000, 28, 28), dtype('uint8'))
-    """
-    path = Path(path)
-    raw = _read_bytes(path, "IDX file")
-    compressed = raw[:2] == _GZIP_MAGIC
-    if compressed:
-        try:
-            raw = gzip.decompress(raw)
-        except (EOFError, OSError, zlib.error) as exc:
-            raise DataFormatError(
-                f"{path}: corrupt or truncated gzip file (expected a gzip-compressed IDX file): "
-                f"{exc}"
-            ) from None
-    where = " after gzip decompression" if compressed else ""
-
-    if len(raw) < 4:
+def _read_idx_header(reader: BoundedReader) -> _IdxHeader:
+    """Read and check the header (magic, type code, dimensions); reads nothing after it."""
+    path, where = reader.path, reader.where
+    head = reader.read_some(4)
+    if len(head) < 4:
         raise DataFormatError(
             f"{path}: truncated IDX file: expected a 4-byte header (0x00 0x00, type code, number "
-            f"of dimensions), found {len(raw)} bytes{where}"
+            f"of dimensions), found {len(head)} bytes{where}"
         )
-    zero0, zero1, code, ndim = raw[0], raw[1], raw[2], raw[3]
+    zero0, zero1, code, ndim = head
     if zero0 != 0 or zero1 != 0 or code not in _IDX_TYPES:
         raise DataFormatError(
             f"{path}: not an IDX file: the first two bytes must be 0x00 0x00 and the type code "
@@ -150,26 +141,57 @@ def read_idx(path: PathLike) -> np.ndarray:
             f"0x{code:02X}{where}"
         )
     header_size = 4 + 4 * ndim
-    if len(raw) < header_size:
+    dims = reader.read_some(4 * ndim)
+    if len(dims) < 4 * ndim:
         raise DataFormatError(
             f"{path}: truncated IDX file: header declares {ndim} dimensions, which needs "
-            f"{header_size} header bytes, found only {len(raw)} bytes{where}"
+            f"{header_size} header bytes, found only {4 + len(dims)} bytes{where}"
         )
-    shape = struct.unpack(f">{ndim}I", raw[4:header_size])
     disk_dtype, type_name = _IDX_TYPES[code]
-    count = 1
-    for size in shape:
-        count *= size
-    expected = count * disk_dtype.itemsize
-    found = len(raw) - header_size
-    if found != expected:
-        problem = "truncated IDX file" if found < expected else "IDX file has extra bytes"
-        raise DataFormatError(
-            f"{path}: {problem}: header declares shape {tuple(shape)} of {type_name} = "
-            f"{expected} bytes of data, found {found}{where}"
-        )
-    data = np.frombuffer(raw, dtype=disk_dtype, count=count, offset=header_size)
-    return data.reshape(shape).astype(disk_dtype.newbyteorder("="))
+    return _IdxHeader(struct.unpack(f">{ndim}I", dims), disk_dtype, type_name)
+
+
+def _read_idx_data(reader: BoundedReader, header: _IdxHeader) -> np.ndarray:
+    """Read exactly the data the header declares (bounded) as a writable native-order array."""
+    buffer = reader.read_declared(header.nbytes, header.declares)
+    data = np.frombuffer(buffer, dtype=header.disk_dtype).reshape(header.shape)
+    if not header.disk_dtype.isnative:
+        data = data.byteswap(inplace=True).view(header.disk_dtype.newbyteorder("="))
+    return data
+
+
+def read_idx(path: PathLike, *, max_bytes: int | None = None) -> np.ndarray:
+    """Read an IDX file (the MNIST / Fashion-MNIST format), raw or gzip-compressed.
+
+    Compression is detected from the gzip magic bytes ``1f 8b`` at the start of the file, not
+    from the file name. The file is read by the bounded-reading rule of
+    :mod:`deepnotes.data.bounded`: the size the header declares is checked against the limit
+    before anything is allocated, a compressed file is decompressed in a streaming way, and
+    reading stops one byte after the declared size.
+
+    Arguments:
+        path: the file to read.
+        max_bytes: largest data size accepted, in bytes (default:
+            :func:`~deepnotes.data.bounded.max_bytes`, 4 GiB unless ``DEEPNOTES_MAX_DATA_BYTES``
+            says otherwise).
+
+    Returns:
+        An array with the shape declared in the header and the element type given by its type
+        code (``uint8``, ``int8``, ``int16``, ``int32``, ``float32`` or ``float64``), in native
+        byte order. The array is writable.
+
+    Raises:
+        DataFormatError: the file is missing or unreadable, is a corrupt or truncated gzip
+            stream, does not start with a valid IDX header, is shorter than its header, declares
+            more data than the limit, or holds fewer or more data bytes than the header declares.
+
+    Example:
+        >>> images = read_idx("mnist/train-images-idx3-ubyte.gz")  # doctest: +SKIP
+        >>> images.shape, images.dtype  # doctest: +SKIP
+        ((60000, 28, 28), dtype('uint8'))
+    """
+    with BoundedReader(path, "IDX file", limit=max_bytes) as reader:
+        return _read_idx_data(reader, _read_idx_header(reader))
 
 
 def write_idx(path: PathLike, array: np.ndarray) -> Path:
@@ -242,27 +264,73 @@ def _find_mnist_file(root: Path, name: str) -> Path:
     )
 
 
-def load_mnist(root: PathLike, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+def _check_mnist_images_header(path: Path, header: _IdxHeader) -> None:
+    """Refuse an image file whose header is not ``(N, H, W)`` uint8 with N >= 1 and sane sides."""
+    shape = header.shape
+    if len(shape) != 3:
+        raise DataFormatError(
+            f"{path}: expected MNIST images of shape (N, H, W) (3 dimensions), found "
+            f"shape {shape} ({len(shape)} dimensions)"
+        )
+    if header.type_name != "uint8":
+        raise DataFormatError(
+            f"{path}: expected MNIST images of dtype uint8 (type code 0x08), found "
+            f"{header.type_name}"
+        )
+    n, height, width = shape
+    if not (1 <= height <= MNIST_MAX_SIDE and 1 <= width <= MNIST_MAX_SIDE):
+        raise DataFormatError(
+            f"{path}: expected MNIST image height and width between 1 and {MNIST_MAX_SIDE} "
+            f"pixels (28x28 in MNIST), header declares {height}x{width}"
+        )
+    if n == 0:
+        raise DataFormatError(
+            f"{path}: expected at least one image, header declares 0 images of {height}x{width}"
+        )
+
+
+def _check_mnist_labels_header(path: Path, header: _IdxHeader) -> None:
+    """Refuse a label file whose header is not ``(N,)`` of an integer type."""
+    if len(header.shape) != 1:
+        raise DataFormatError(
+            f"{path}: expected MNIST labels of shape (N,) (1 dimension), found shape "
+            f"{header.shape} ({len(header.shape)} dimensions)"
+        )
+    if header.disk_dtype.kind not in "ui":
+        raise DataFormatError(
+            f"{path}: expected integer MNIST labels (normally uint8), found {header.type_name}"
+        )
+
+
+def load_mnist(
+    root: PathLike, split: str = "train", *, max_bytes: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Load MNIST (or Fashion-MNIST, which uses the same files) from a folder.
 
     The folder must hold the standard IDX files: ``train-images-idx3-ubyte``,
     ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and ``t10k-labels-idx1-ubyte``, each
     either raw or gzip-compressed with a ``.gz`` suffix (the raw file is preferred when both
-    exist). Image size is not fixed to 28x28: any ``(N, H, W)`` image file is accepted.
+    exist). Image size is not fixed to 28x28: any ``(N, H, W)`` image file with ``N >= 1`` and
+    sides of 1 to :data:`MNIST_MAX_SIDE` pixels is accepted. Both headers are checked (shapes,
+    types, equal counts, the size limit) before any image or label is read, and the labels are
+    checked to lie in 0..9 before they are returned.
 
     Arguments:
         root: the folder holding the files.
         split: ``"train"`` or ``"test"`` (the ``t10k`` files).
+        max_bytes: largest data size accepted per file, in bytes (default:
+            :func:`~deepnotes.data.bounded.max_bytes`, 4 GiB).
 
     Returns:
         ``(images, labels)``: images of shape ``(N, H, W)`` and dtype ``uint8``, labels of shape
-        ``(N,)`` and dtype ``int64``.
+        ``(N,)`` and dtype ``int64`` with values 0..9.
 
     Raises:
         ValueError: ``split`` is not ``"train"`` or ``"test"``.
-        DataFormatError: the folder or a file is missing, a file is not a valid IDX file, the
-            images are not a 3-D ``uint8`` array, the labels not a 1-D integer array, or the two
-            files hold different numbers of examples.
+        DataFormatError: the folder or a file is missing, a file is not a valid IDX file or
+            declares more than the limit, the images are not a 3-D ``uint8`` array of at least
+            one image with sides 1..``MNIST_MAX_SIDE``, the labels not a 1-D integer array of
+            values 0..9, or the two files hold different numbers of examples.
 
     Example:
         >>> images, labels = load_mnist("~/data/fashion-mnist", split="test")  # doctest: +SKIP
@@ -276,63 +344,225 @@ def load_mnist(root: PathLike, split: str = "train") -> tuple[np.ndarray, np.nda
     images_path = _find_mnist_file(root, images_name)
     labels_path = _find_mnist_file(root, labels_name)
 
-    images = read_idx(images_path)
-    if images.ndim != 3:
-        raise DataFormatError(
-            f"{images_path}: expected MNIST images of shape (N, H, W) (3 dimensions), found "
-            f"shape {images.shape} ({images.ndim} dimensions)"
-        )
-    if images.dtype != np.uint8:
-        raise DataFormatError(
-            f"{images_path}: expected MNIST images of dtype uint8 (type code 0x08), found "
-            f"{images.dtype}"
-        )
-    labels = read_idx(labels_path)
-    if labels.ndim != 1:
-        raise DataFormatError(
-            f"{labels_path}: expected MNIST labels of shape (N,) (1 dimension), found shape "
-            f"{labels.shape} ({labels.ndim} dimensions)"
-        )
-    if labels.dtype.kind not in "ui":
-        raise DataFormatError(
-            f"{labels_path}: expected integer MNIST labels (normally uint8), found {labels.dtype}"
-        )
-    if len(images) != len(labels):
-        raise DataFormatError(
-            f"MNIST images and labels count mismatch: {images_path} holds {len(images)} images "
-            f"but {labels_path} holds {len(labels)} labels"
-        )
-    return images, labels.astype(np.int64)
+    with (
+        BoundedReader(images_path, "IDX file", limit=max_bytes) as images_file,
+        BoundedReader(labels_path, "IDX file", limit=max_bytes) as labels_file,
+    ):
+        images_header = _read_idx_header(images_file)
+        _check_mnist_images_header(images_path, images_header)
+        labels_header = _read_idx_header(labels_file)
+        _check_mnist_labels_header(labels_path, labels_header)
+        n_images, n_labels = images_header.shape[0], labels_header.shape[0]
+        if n_images != n_labels:
+            raise DataFormatError(
+                f"MNIST images and labels count mismatch: {images_path} holds {n_images} images "
+                f"but {labels_path} holds {n_labels} labels; expected one label per image"
+            )
+        images = _read_idx_data(images_file, images_header)
+        labels = _read_idx_data(labels_file, labels_header)
+    return images, check_class_labels(labels_path, labels, _MNIST_CLASSES, "MNIST labels")
 
 
 # --------------------------------------------------------------------------------------------
 # CIFAR-10
 # --------------------------------------------------------------------------------------------
 
-# The only globals a pickled ndarray needs. Both the NumPy 1 (``numpy.core``) and NumPy 2
-# (``numpy._core``) module names are accepted, but resolved to the live functions directly so
-# the deprecated ``numpy.core`` alias is never imported.
-_probe = np.zeros(1, dtype=np.uint8)
-_RECONSTRUCT = _probe.__reduce__()[0]
-_FROMBUFFER = _probe.__reduce_ex__(5)[0]
-_SCALAR = np.uint8(0).__reduce__()[0]
+
+class _UnsafePickle(Exception):
+    """Raised by the stand-ins below; turned into a DataFormatError naming the file."""
+
+
+# The simple numeric types a pickled array may declare (NumPy's type strings). Structured,
+# object, string and void types are refused: they are not in CIFAR-10 and can hide sizes.
+_PICKLE_DTYPES = frozenset({"u1", "i1", "u2", "i2", "u4", "i4", "u8", "i8", "f2", "f4", "f8", "b1"})
+_BYTE_ORDERS = ("<", ">", "|", "=")
+
+
+def _text(value: object) -> object:
+    """A Python 2 ``str`` (read as bytes) as text; anything else unchanged."""
+    return value.decode("latin-1") if isinstance(value, bytes | bytearray) else value
+
+
+class _PickledDtype:
+    """Stand-in for ``numpy.dtype(spec, align, copy)``: a simple numeric type and a byte order."""
+
+    def __init__(self, spec: object, *flags: object) -> None:
+        spec = _text(spec)
+        if not isinstance(spec, str) or spec not in _PICKLE_DTYPES or len(flags) > 2:
+            raise _UnsafePickle(
+                f"refusing numpy.dtype{shorten(repr((spec, *flags)))}: only simple numeric "
+                f"types are allowed ({', '.join(sorted(_PICKLE_DTYPES))})"
+            )
+        self.spec = spec
+        self.byteorder = "="
+
+    def __setstate__(self, state: object) -> None:
+        # NumPy's dtype state: (version, byteorder, subarray, names, fields, elsize, alignment,
+        # flags); a simple type has no subarray, names or fields.
+        order = _text(state[1]) if isinstance(state, tuple) and len(state) >= 5 else None
+        if order not in _BYTE_ORDERS or any(item is not None for item in state[2:5]):
+            raise _UnsafePickle(
+                f"refusing the dtype state {shorten(repr(state))}: expected the state of a "
+                f"simple numeric type (byte order and no fields)"
+            )
+        self.byteorder = order
+
+    def resolve(self) -> np.dtype[Any]:
+        dtype = np.dtype(self.spec)
+        return dtype if self.byteorder in "|=" else dtype.newbyteorder(self.byteorder)
+
+
+class _PickledArray:
+    """Stand-in for an ndarray: the declared shape, dtype and memory order, and its own bytes.
+
+    Built by NumPy's ``_reconstruct`` + ``__setstate__`` (protocols 0-4) or ``_frombuffer``
+    (protocol 5); in both the byte length is checked against the declared shape, so an array
+    can never stand for more memory than the file holds. The array itself is made only by
+    :meth:`array`, from those bytes.
+    """
+
+    def __init__(self) -> None:
+        self.shape: tuple[int, ...] | None = None
+        self.dtype: np.dtype[Any] | None = None
+        self.fortran = False
+        self.raw = b""
+
+    def __setstate__(self, state: object) -> None:
+        # NumPy's ndarray state: (version, shape, dtype, is_fortran, rawdata), version optional.
+        if isinstance(state, tuple) and len(state) == 5:
+            state = state[1:]
+        if not (isinstance(state, tuple) and len(state) == 4):
+            raise _UnsafePickle(
+                f"refusing the array state {shorten(repr(state))}: expected (shape, dtype, "
+                f"is_fortran, bytes)"
+            )
+        self._set(*state)
+
+    def _set(self, shape: object, dtype: object, fortran: object, raw: object) -> None:
+        if not (
+            isinstance(shape, tuple)
+            and all(type(size) is int and size >= 0 for size in shape)
+            and isinstance(dtype, _PickledDtype)
+            and isinstance(fortran, bool)
+            and isinstance(raw, bytes | bytearray)
+        ):
+            raise _UnsafePickle(
+                f"refusing an array declared as {shorten(repr((shape, dtype, fortran)))}: "
+                f"expected a shape of whole numbers, a simple dtype and the array's own bytes"
+            )
+        resolved = dtype.resolve()
+        declared = math.prod(shape) * resolved.itemsize
+        if len(raw) != declared:
+            raise _UnsafePickle(
+                f"an array declares shape {shape} of {resolved} = {declared} bytes but holds "
+                f"{len(raw)} bytes"
+            )
+        self.shape, self.dtype, self.fortran, self.raw = shape, resolved, fortran, raw
+
+    def describe(self) -> str:
+        return f"{self.dtype} array" if self.dtype is not None else "array without content"
+
+    def array(self) -> np.ndarray:
+        """A writable native-order copy of the array, made from its own bytes."""
+        assert self.shape is not None and self.dtype is not None
+        flat = np.frombuffer(self.raw, dtype=self.dtype)
+        order = "F" if self.fortran else "C"
+        shaped = flat.reshape(self.shape, order=order)
+        return np.array(shaped, dtype=self.dtype.newbyteorder("="), order="C", copy=True)
+
+
+class _NdarrayMarker:
+    """Stands for ``numpy.ndarray`` as an argument of ``_reconstruct``; calling it is refused.
+
+    ``numpy.ndarray(shape, dtype, buffer, offset, strides)`` would let a pickle declare an array
+    far larger than its bytes (zero strides), so that call is never made.
+    """
+
+    def __call__(self, *args: object) -> None:
+        raise _UnsafePickle(
+            f"refusing the call numpy.ndarray{shorten(repr(args))}: arrays are rebuilt only "
+            f"from their own bytes"
+        )
+
+
+_NDARRAY = _NdarrayMarker()
+
+
+def _reconstruct(cls: object, shape: object, typecode: object) -> _PickledArray:
+    """Stand-in for ``numpy.core.multiarray._reconstruct``: an empty array awaiting its state."""
+    if cls is not _NDARRAY:
+        raise _UnsafePickle(
+            f"refusing _reconstruct of {shorten(repr(cls))}: only numpy.ndarray is allowed"
+        )
+    return _PickledArray()
+
+
+def _frombuffer(buffer: object, dtype: object, shape: object, order: object) -> _PickledArray:
+    """Stand-in for ``numpy.core.numeric._frombuffer`` (protocol 5): the array from its bytes."""
+    if isinstance(buffer, pickle.PickleBuffer):
+        buffer = bytes(buffer.raw())
+    if order not in ("C", "F"):
+        raise _UnsafePickle(f"refusing an array of memory order {shorten(repr(order))}")
+    array = _PickledArray()
+    array._set(shape, dtype, order == "F", buffer)
+    return array
+
+
+def _scalar(dtype: object, raw: object) -> int | float | bool:
+    """Stand-in for ``numpy.core.multiarray.scalar``: a NumPy number as a Python number."""
+    if not isinstance(dtype, _PickledDtype) or not isinstance(raw, bytes):
+        raise _UnsafePickle(f"refusing a NumPy scalar built from {shorten(repr((dtype, raw)))}")
+    resolved = dtype.resolve()
+    if len(raw) != resolved.itemsize:
+        raise _UnsafePickle(
+            f"a NumPy scalar of {resolved} needs {resolved.itemsize} bytes, holds {len(raw)}"
+        )
+    return np.frombuffer(raw, dtype=resolved)[0].item()
+
+
+def _latin1(text: object, encoding: object = "utf-8") -> bytes:
+    """Stand-in for ``_codecs.encode``, which protocols 0-2 use to store bytes: latin-1 only."""
+    if not isinstance(text, str) or encoding not in ("latin1", "latin-1"):
+        raise _UnsafePickle(
+            f"refusing _codecs.encode{shorten(repr((text, encoding)))}: only the latin-1 "
+            f"encoding of a string, which is how pickles store bytes, is allowed"
+        )
+    return text.encode("latin-1")
+
+
+def _empty_bytes(*args: object) -> bytes:
+    """Stand-in for ``bytes()``, which protocol 2 uses for an empty bytes object; ``bytes(n)``,
+    which would make ``n`` zero bytes out of a few, is refused."""
+    if args:
+        raise _UnsafePickle(
+            f"refusing the call bytes{shorten(repr(args))}: only bytes() (empty) is allowed"
+        )
+    return b""
+
+
+# The only globals NumPy's own pickles name, each mapped to a stand-in that runs no NumPy code.
+# Both the NumPy 1 (``numpy.core``) and NumPy 2 (``numpy._core``) module names are accepted.
 _SAFE_GLOBALS: dict[tuple[str, str], Any] = {
-    ("numpy", "ndarray"): np.ndarray,
-    ("numpy", "dtype"): np.dtype,
-    ("_codecs", "encode"): __import__("_codecs").encode,
+    ("numpy", "ndarray"): _NDARRAY,
+    ("numpy", "dtype"): _PickledDtype,
+    ("_codecs", "encode"): _latin1,
+    ("__builtin__", "bytes"): _empty_bytes,
+    ("builtins", "bytes"): _empty_bytes,
 }
 for _module in ("numpy.core", "numpy._core"):
-    _SAFE_GLOBALS[(f"{_module}.multiarray", "_reconstruct")] = _RECONSTRUCT
-    _SAFE_GLOBALS[(f"{_module}.multiarray", "scalar")] = _SCALAR
-    _SAFE_GLOBALS[(f"{_module}.numeric", "_frombuffer")] = _FROMBUFFER
-del _probe, _module
+    _SAFE_GLOBALS[(f"{_module}.multiarray", "_reconstruct")] = _reconstruct
+    _SAFE_GLOBALS[(f"{_module}.multiarray", "scalar")] = _scalar
+    _SAFE_GLOBALS[(f"{_module}.numeric", "_frombuffer")] = _frombuffer
+del _module
 
 
 class _ArrayOnlyUnpickler(pickle.Unpickler):
-    """An unpickler that can rebuild NumPy arrays and plain containers, and nothing else.
+    """An unpickler for plain containers and numbers, with NumPy arrays as :class:`_PickledArray`.
 
     ``find_class`` is the single point through which a pickle reaches any callable; refusing
-    every global outside :data:`_SAFE_GLOBALS` means a malicious file cannot run code.
+    every global outside :data:`_SAFE_GLOBALS`, whose entries are stand-ins that only record and
+    check what the pickle declares, means a malicious file can neither run code nor make an
+    array larger than its own bytes.
     """
 
     def __init__(self, file: io.BytesIO, source: Path) -> None:
@@ -344,8 +574,9 @@ class _ArrayOnlyUnpickler(pickle.Unpickler):
             return _SAFE_GLOBALS[(module, name)]
         except KeyError:
             raise DataFormatError(
-                f"{self._source}: refusing to load global {module}.{name} from a CIFAR-10 "
-                f"batch; only NumPy arrays and plain lists, dicts and numbers are allowed"
+                f"{self._source}: refusing to load global {shorten(module)}.{shorten(name)} from "
+                f"a CIFAR-10 batch; only NumPy arrays and plain lists, dicts and numbers are "
+                f"allowed"
             ) from None
 
 
@@ -353,17 +584,70 @@ def _key_name(key: object) -> bytes | object:
     return key.encode("latin-1") if isinstance(key, str) else key
 
 
-def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
+def _cifar_data(path: Path, data: object) -> np.ndarray:
+    """``b"data"``: uint8 of shape (n, 3072), rebuilt from its own bytes."""
+    if not isinstance(data, _PickledArray) or data.dtype != np.uint8:
+        got = data.describe() if isinstance(data, _PickledArray) else type(data).__name__
+        raise DataFormatError(
+            f"{path}: b'data' must be a uint8 array of shape (n, {_CIFAR_ROW}), found {got}"
+        )
+    assert data.shape is not None
+    if len(data.shape) != 2 or data.shape[1] != _CIFAR_ROW:
+        raise DataFormatError(
+            f"{path}: b'data' must have shape (n, {_CIFAR_ROW}) (one row of 3x32x32 values per "
+            f"image), found shape {data.shape}"
+        )
+    return data.array()
+
+
+def _cifar_labels(path: Path, labels: object, n: int) -> np.ndarray:
+    """``b"labels"``: a list of n ints 0..9 (or a 1-D integer array of them)."""
+    expected = f"b'labels' must be a list of {n} integers 0..{_CIFAR_CLASSES - 1}"
+    if isinstance(labels, list):
+        for index, label in enumerate(labels):
+            if type(label) is not int:
+                raise DataFormatError(
+                    f"{path}: {expected}, found {type(label).__name__} "
+                    f"{shorten(repr(label))} at index {index}"
+                )
+            if not -(2**63) <= label < 2**63:
+                raise DataFormatError(
+                    f"{path}: labels must be class indices 0..{_CIFAR_CLASSES - 1}, found "
+                    f"{shorten(label)} at index {index}"
+                )
+        values = np.array(labels, dtype=np.int64)
+    elif isinstance(labels, _PickledArray) and labels.dtype is not None:
+        assert labels.shape is not None
+        if len(labels.shape) != 1 or labels.dtype.kind not in "ui":
+            raise DataFormatError(
+                f"{path}: {expected}, found {labels.describe()} of shape {labels.shape}"
+            )
+        values = labels.array()
+    else:
+        got = labels.describe() if isinstance(labels, _PickledArray) else type(labels).__name__
+        raise DataFormatError(f"{path}: {expected}, found {got}")
+    if len(values) != n:
+        raise DataFormatError(
+            f"{path}: labels count mismatch: b'data' holds {n} images but b'labels' "
+            f"holds {len(values)} labels; expected one label per image"
+        )
+    return check_class_labels(path, values, _CIFAR_CLASSES)
+
+
+def _read_cifar_batch(path: Path, limit: int | None) -> tuple[np.ndarray, np.ndarray]:
     """Read and validate one CIFAR-10 batch file; return images (n, 3, 32, 32) and labels."""
-    raw = _read_bytes(path, "CIFAR-10 batch")
+    raw = read_file(path, "CIFAR-10 batch", limit=limit)
     try:
         obj = _ArrayOnlyUnpickler(io.BytesIO(raw), path).load()
     except DataFormatError:
         raise
+    except _UnsafePickle as exc:
+        raise DataFormatError(f"{path}: not a safe CIFAR-10 batch: {exc}") from None
     except Exception as exc:
         raise DataFormatError(
             f"{path}: not a CIFAR-10 batch: expected a pickled dict with keys b'data' and "
-            f"b'labels', but the file could not be unpickled ({type(exc).__name__}: {exc})"
+            f"b'labels', but the file could not be unpickled ({type(exc).__name__}: "
+            f"{shorten(exc)})"
         ) from None
     if not isinstance(obj, dict):
         raise DataFormatError(
@@ -372,63 +656,32 @@ def _read_cifar_batch(path: Path) -> tuple[np.ndarray, np.ndarray]:
         )
     batch = {_key_name(key): value for key, value in obj.items()}
     if b"data" not in batch or b"labels" not in batch:
-        found = ", ".join(repr(key) for key in obj) or "none"
+        found = shorten(", ".join(repr(key) for key in obj) or "none")
         raise DataFormatError(
             f"{path}: not a CIFAR-10 batch: expected keys b'data' and b'labels', found keys {found}"
         )
-
-    data = batch[b"data"]
-    if not isinstance(data, np.ndarray) or data.dtype != np.uint8:
-        got = f"{data.dtype} array" if isinstance(data, np.ndarray) else type(data).__name__
-        raise DataFormatError(
-            f"{path}: b'data' must be a uint8 array of shape (n, {_CIFAR_ROW}), found {got}"
-        )
-    if data.ndim != 2 or data.shape[1] != _CIFAR_ROW:
-        raise DataFormatError(
-            f"{path}: b'data' must have shape (n, {_CIFAR_ROW}) (one row of 3x32x32 values per "
-            f"image), found shape {data.shape}"
-        )
-
-    raw_labels = batch[b"labels"]
-    try:
-        labels = np.asarray(raw_labels)
-    except Exception as exc:
-        raise DataFormatError(
-            f"{path}: b'labels' must be a list of integers 0..9, could not read it ({exc})"
-        ) from None
-    if labels.size == 0 and labels.ndim == 1:
-        labels = labels.astype(np.int64)
-    if labels.ndim != 1 or labels.dtype.kind not in "ui":
-        raise DataFormatError(
-            f"{path}: b'labels' must be a list of integers 0..9, found "
-            f"{type(raw_labels).__name__} of {labels.dtype} with shape {labels.shape}"
-        )
-    if len(labels) != len(data):
-        raise DataFormatError(
-            f"{path}: labels count mismatch: b'data' holds {len(data)} images but b'labels' "
-            f"holds {len(labels)} labels"
-        )
-    bad = (labels < 0) | (labels >= _CIFAR_CLASSES)
-    if bad.any():
-        index = int(np.flatnonzero(bad)[0])
-        raise DataFormatError(
-            f"{path}: labels must be class indices 0..{_CIFAR_CLASSES - 1}, found "
-            f"{int(labels[index])} at position {index} ({int(bad.sum())} out of range in all)"
-        )
-    return data.reshape(len(data), *_CIFAR_SHAPE).copy(), labels.astype(np.int64)
+    data = _cifar_data(path, batch[b"data"])
+    labels = _cifar_labels(path, batch[b"labels"], len(data))
+    return data.reshape(len(data), *_CIFAR_SHAPE), labels
 
 
-def load_cifar10(root: PathLike, split: str = "train") -> tuple[np.ndarray, np.ndarray]:
+def load_cifar10(
+    root: PathLike, split: str = "train", *, max_bytes: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
     """Load CIFAR-10 from its "python version" batch files.
 
     The batches (``data_batch_1`` .. ``data_batch_5`` for training, ``test_batch`` for testing)
     are looked for in ``root`` itself and, failing that, in ``root/cifar-10-batches-py`` (the
     folder the official archive unpacks to). Files are unpickled with a restricted unpickler that
-    can only rebuild NumPy arrays, so a malicious file cannot run code.
+    runs no code and rebuilds each array from its own bytes with the dtype and shape the format
+    fixes, so a malicious file can neither run code nor declare an array larger than itself;
+    each file's size is checked against the limit before it is read.
 
     Arguments:
         root: the folder holding the batches, or the folder holding ``cifar-10-batches-py``.
         split: ``"train"`` (50,000 images in the real data set) or ``"test"`` (10,000).
+        max_bytes: largest batch file accepted, in bytes (default:
+            :func:`~deepnotes.data.bounded.max_bytes`, 4 GiB).
 
     Returns:
         ``(images, labels)``: images of shape ``(N, 3, 32, 32)`` and dtype ``uint8`` (channels
@@ -436,10 +689,11 @@ def load_cifar10(root: PathLike, split: str = "train") -> tuple[np.ndarray, np.n
 
     Raises:
         ValueError: ``split`` is not ``"train"`` or ``"test"``.
-        DataFormatError: the folder or a batch file is missing, a file is not a pickle or needs
-            anything beyond NumPy arrays to unpickle, lacks the keys ``b"data"`` / ``b"labels"``,
-            has data not of shape ``(n, 3072)`` uint8, or labels of the wrong count or outside
-            0..9.
+        DataFormatError: the folder or a batch file is missing or larger than the limit, a
+            file is not a pickle or needs anything beyond NumPy arrays to unpickle, declares an
+            array its bytes do not fill, lacks the keys ``b"data"`` / ``b"labels"``, has data not
+            of shape ``(n, 3072)`` uint8, labels of the wrong count, type or outside 0..9, or the
+            split holds no image.
 
     Example:
         >>> images, labels = load_cifar10("~/data/cifar10", split="test")  # doctest: +SKIP
@@ -461,9 +715,14 @@ def load_cifar10(root: PathLike, split: str = "train") -> tuple[np.ndarray, np.n
                 f"{', '.join(names)} in {root} or {root / _CIFAR_SUBDIR} (the python version of "
                 f"CIFAR-10, unpacked)"
             )
-    parts = [_read_cifar_batch(folder / name) for name in names]
+    parts = [_read_cifar_batch(folder / name, max_bytes) for name in names]
     images = np.concatenate([images for images, _ in parts])
     labels = np.concatenate([labels for _, labels in parts])
+    if len(images) == 0:
+        raise DataFormatError(
+            f"CIFAR-10 {split} batches in {folder} hold 0 images: expected at least one "
+            f"({', '.join(names)})"
+        )
     return images, labels
 
 

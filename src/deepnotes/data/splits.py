@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -18,11 +19,16 @@ def stratified_split(
 
     Arguments:
         labels: integer class label of every example, shape (N,).
-        fractions: one fraction per part, each > 0, summing to 1.
+        fractions: one fraction per part, each in (0, 1], summing to 1 (within 1e-9); ``nan``
+            and infinities are refused.
         seed: the split's seed.
 
     Returns:
         One sorted index array per part; together they partition ``range(N)``.
+
+    Raises:
+        ValueError: ``labels`` not of shape (N,), or ``fractions`` empty, outside (0, 1] or not
+            summing to 1.
 
     Example:
         >>> train, val, test = stratified_split(y, (0.6, 0.2, 0.2), seed=0)
@@ -31,8 +37,11 @@ def stratified_split(
     if labels.ndim != 1:
         raise ValueError(f"labels must have shape (N,), got {labels.shape}")
     fractions = [float(f) for f in fractions]
-    if not fractions or min(fractions) <= 0 or abs(sum(fractions) - 1.0) > 1e-9:
-        raise ValueError(f"fractions must be positive and sum to 1, got {fractions}")
+    # written so that nan fails: every comparison with nan is false
+    if not (fractions and all(0 < f <= 1 for f in fractions)) or not (
+        abs(math.fsum(fractions) - 1.0) <= 1e-9
+    ):
+        raise ValueError(f"fractions must each be in (0, 1] and sum to 1, got {fractions}")
     rng = np.random.default_rng(seed)
     bounds = np.cumsum([0.0, *fractions])
     parts: list[list[np.ndarray]] = [[] for _ in fractions]

@@ -46,7 +46,7 @@ class EmpiricalRiskConfig:
     d: int = 5
     """Features of the linear model (x ~ N(0, I_d))."""
     sigma: float = 1.0
-    """Label noise standard deviation of the regression task."""
+    """Label noise standard deviation of the regression task (> 0)."""
     train_sizes: tuple[int, ...] = (15, 20, 30, 50, 100, 200)
     """Training-set sizes of the optimism study."""
     fits: int = 50_000
@@ -62,6 +62,7 @@ class EmpiricalRiskConfig:
 
     def __post_init__(self) -> None:
         require(self.d >= 1, f"d must be >= 1, got {self.d}")
+        require(self.sigma > 0, f"sigma must be > 0, got {self.sigma}")
         require(
             len(self.train_sizes) >= 1 and min(self.train_sizes) > self.d + 3,
             f"train sizes must exceed d + 3 = {self.d + 3} (finite variance of the true risk), "

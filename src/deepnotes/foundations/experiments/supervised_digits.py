@@ -21,7 +21,7 @@ from typing import Any, Literal
 import numpy as np
 import torch
 
-from deepnotes.core.config import require
+from deepnotes.core.config import require, require_fractions
 from deepnotes.core.context import RunContext
 from deepnotes.core.plotting import confusion_figure, confusion_matrix, training_curves
 from deepnotes.core.registry import Claim, Outcome, experiment
@@ -48,9 +48,9 @@ class DigitsConfig:
     lr: float = 1e-3
     """Base learning rate."""
     momentum: float = 0.9
-    """Heavy-ball momentum (SGD only)."""
+    """Heavy-ball momentum in [0, 1) (SGD only)."""
     weight_decay: float = 1e-4
-    """L2 penalty coefficient."""
+    """L2 penalty coefficient (>= 0)."""
     epochs: int = 100
     """Maximum number of epochs."""
     batch_size: int = 64
@@ -58,13 +58,15 @@ class DigitsConfig:
     schedule: Literal["constant", "cosine", "linear", "step"] = "cosine"
     """Per-step learning-rate schedule."""
     patience: int | None = None
-    """Early stopping after this many epochs without a better validation loss."""
+    """Early stopping after this many (>= 1) epochs without a better validation loss (None:
+    never)."""
     grad_clip: float | None = None
-    """Clip the gradient norm to this value."""
+    """Clip the gradient norm to this value, > 0 (None: no clipping)."""
     val_fraction: float = 0.2
-    """Share of the digits held out for validation."""
+    """Share of the digits held out for validation, in (0, 1)."""
     test_fraction: float = 0.2
-    """Share of the digits held out for the single final test."""
+    """Share of the digits held out for the single final test, in (0, 1); the two shares sum to
+    less than 1 (the training set gets the rest)."""
 
     def __post_init__(self) -> None:
         require(all(h > 0 for h in self.hidden), f"hidden widths must be > 0, got {self.hidden}")
@@ -73,6 +75,16 @@ class DigitsConfig:
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
         require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
+        require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
+        require(
+            self.patience is None or self.patience >= 1,
+            f"patience must be >= 1 epoch or none, got {self.patience}",
+        )
+        require(
+            self.grad_clip is None or self.grad_clip > 0,
+            f"grad_clip must be > 0 or none, got {self.grad_clip}",
+        )
+        require_fractions({"val_fraction": self.val_fraction, "test_fraction": self.test_fraction})
 
     @classmethod
     def quick(cls) -> DigitsConfig:

@@ -64,11 +64,11 @@ class TuningConfig:
     repeats: int = 60
     """Independent random splits of the digits."""
     widths: tuple[int, ...] = (16, 64)
-    """Hidden widths in the hyperparameter grid."""
+    """Hidden widths in the hyperparameter grid (each >= 1)."""
     lrs: tuple[float, ...] = (0.003, 0.01)
-    """Adam learning rates in the grid."""
+    """Adam learning rates in the grid (each > 0)."""
     weight_decays: tuple[float, ...] = (0.0, 0.001)
-    """L2 penalties in the grid (K = widths x lrs x weight_decays settings)."""
+    """L2 penalties in the grid, each >= 0 (K = widths x lrs x weight_decays settings)."""
     epochs: int = 12
     """Epochs per fit (the best epoch is chosen on validation)."""
     batch_size: int = 64
@@ -94,7 +94,14 @@ class TuningConfig:
             "fractions must be > 0 and leave at least 10% of the digits as fresh data, got "
             f"{self.train_fraction}, {self.val_fraction}, {self.test_fraction}",
         )
+        require(all(w >= 1 for w in self.widths), f"widths must be >= 1, got {self.widths}")
+        require(all(lr > 0 for lr in self.lrs), f"lrs must be > 0, got {self.lrs}")
+        require(
+            all(wd >= 0 for wd in self.weight_decays),
+            f"weight_decays must be >= 0, got {self.weight_decays}",
+        )
         require(self.epochs >= 1, f"epochs must be >= 1, got {self.epochs}")
+        require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         require(self.partitions >= 1, f"partitions must be >= 1, got {self.partitions}")
 
     @property

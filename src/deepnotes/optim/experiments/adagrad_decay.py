@@ -63,7 +63,7 @@ class DecayConfig:
     beta: float = 0.9
     """RMSProp's decay beta."""
     eps: float = 1e-8
-    """epsilon of both."""
+    """epsilon of both (> 0)."""
     traced: int = 5
     """Coordinates (of the first layer's weights) whose effective step is drawn individually."""
 
@@ -73,7 +73,11 @@ class DecayConfig:
         require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
         require(min(self.adagrad_lr, self.rmsprop_lr) > 0, "learning rates must be > 0")
         require(0 <= self.beta < 1, f"beta must be in [0, 1), got {self.beta}")
-        require(self.eps >= 0, f"eps must be >= 0, got {self.eps}")
+        require(
+            self.eps > 0,
+            f"eps must be > 0 (with 0, a weight whose gradient stays 0, such as one of an "
+            f"always-blank pixel, steps by 0 / sqrt(0) = NaN), got {self.eps}",
+        )
         require(self.traced >= 0, f"traced must be >= 0, got {self.traced}")
 
     def lr(self, name: str) -> float:

@@ -73,7 +73,7 @@ class DigitsCNNConfig:
     lr: float = 3e-3
     """Base learning rate (cosine schedule to 0)."""
     momentum: float = 0.9
-    """Heavy-ball momentum (SGD only)."""
+    """Heavy-ball momentum in [0, 1) (SGD only)."""
     weight_decay: float = 5e-4
     """Weight decay."""
     batch_size: int = 64
@@ -104,6 +104,7 @@ class DigitsCNNConfig:
         )
         require(0 <= self.shift <= 3, f"shift must be in [0, 3] pixels, got {self.shift}")
         require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(0 <= self.momentum < 1, f"momentum must be in [0, 1), got {self.momentum}")
         require(self.weight_decay >= 0, f"weight_decay must be >= 0, got {self.weight_decay}")
         require(self.batch_size >= 1, f"batch_size must be >= 1, got {self.batch_size}")
 
