@@ -117,7 +117,11 @@ def test_divergence_exits_3_names_the_step_and_leaves_no_outcome(tmp_path: Path)
 
 def test_resume_refuses_a_different_config(tmp_path: Path) -> None:
     (tmp_path / DIGITS / "r").mkdir(parents=True)
-    config = {"name": DIGITS, "preset": "quick", "seed": 0, "overrides": [], "config": {}}
+    from deepnotes.core import config as config_mod
+    from deepnotes.core.registry import get_experiment
+
+    quick = config_mod.to_dict(config_mod.preset(get_experiment(DIGITS).config, "quick"))
+    config = {"name": DIGITS, "preset": "quick", "seed": 0, "overrides": [], "config": quick}
     (tmp_path / DIGITS / "r" / "config.json").write_text(json.dumps(config))
     (tmp_path / DIGITS / "r" / "checkpoints").mkdir()
     (tmp_path / DIGITS / "r" / "checkpoints" / "model.pt").write_bytes(b"")  # something to resume

@@ -228,6 +228,12 @@ def test_resume_keeps_the_history_of_overrides(tmp_path: Path, probe) -> None:
     assert record["config"]["offset"] == 0.5
 
 
+def _without_a_config_field(text: str) -> str:
+    stored = json.loads(text)
+    stored["config"].pop(next(iter(stored["config"])))
+    return json.dumps(stored)
+
+
 def test_a_corrupt_or_incomplete_config_is_refused_naming_the_file(tmp_path: Path, probe) -> None:
     run_dir = _interrupted(tmp_path, "k")
     path = run_dir / "config.json"
@@ -237,6 +243,7 @@ def test_a_corrupt_or_incomplete_config_is_refused_naming_the_file(tmp_path: Pat
         ("[]", "incomplete"),
         ('{"name": "probefolders.steps", "preset": "quick", "seed": 0}', "missing keys config"),
         (good.replace('"seed": 0', '"seed": "zero"'), "wrong types: seed (str)"),
+        (_without_a_config_field(good), "its config lacks"),  # no silent default filled in
     ):
         path.write_text(text)
         with pytest.raises(ConfigError) as err:

@@ -576,6 +576,13 @@ def _read_run_config(exp: Experiment, run_dir: Path) -> tuple[dict[str, Any], An
             f"cannot resume: {path} belongs to experiment {shorten(stored['name'])!r}, "
             f"not {exp.name!r}"
         )
+    missing = sorted(set(config_mod.field_types(exp.config)) - set(stored["config"]))
+    if missing:
+        # a default filled in for a lost value would resume a different run without a word
+        raise ConfigError(
+            f"cannot resume: {path} is incomplete: its config lacks "
+            f"{shorten(', '.join(missing))} (every field of {exp.config.__name__} is recorded)"
+        )
     try:
         stored_cfg = config_mod.from_dict(exp.config, stored["config"])
     except (UsageError, TypeError, ValueError) as err:
