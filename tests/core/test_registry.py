@@ -329,6 +329,7 @@ CURRICULUM = {
     "optim.compare_digits",
     "optim.quadratic",
     "optim.sgd_noise",
+    "sequence.scaled_attention",
     "vision.activations",
     "vision.batchnorm_init",
     "vision.digits_cnns",
