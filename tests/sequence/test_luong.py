@@ -20,15 +20,6 @@ from deepnotes.sequence.luong import (
 PAD, BOS, EOS = 0, 1, 2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny ops on a shared CPU: one thread is many times faster than contended ones."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _states(B: int = 2, T: int = 3, S: int = 5, H: int = 4):
     g = torch.Generator().manual_seed(0)
     h_t = torch.randn(B, T, H, dtype=torch.float64, generator=g)

@@ -23,15 +23,6 @@ from deepnotes.sequence.recurrent import (
 TOL = 1e-10  # float64: the same arithmetic in a different order
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny ops on a shared CPU: one thread is many times faster than contended ones."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _grads(loss: torch.Tensor, *tensors: torch.Tensor) -> list[torch.Tensor]:
     return list(torch.autograd.grad(loss, tensors))
 

@@ -24,15 +24,6 @@ EQUIVARIANCE_TOL = 1e-12  # float64; permuting the rows changes the order of sum
 PAD, BOS, EOS = 0, 1, 2
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Small ops on a busy 2-core CPU are many times slower with a thread per core."""
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 def _model(seed: int = 0, **kwargs) -> Transformer:
     torch.manual_seed(seed)
     defaults = {"d_model": 16, "num_heads": 4, "dim_feedforward": 32, "max_len": 32}

@@ -19,9 +19,8 @@ from deepnotes.sequence.experiments.transformer_tasks import (
     TransformerTasksConfig,
     TransformerTasksMeasurements,
     claims,
-    held_out_batch,
-    training_batches,
 )
+from deepnotes.sequence.symbol_tasks import held_out_batch, training_batches
 
 CFG = TransformerTasksConfig()
 KEYS = ("copy_solved", "reverse_solved", "sort_solved", "causal_mask", "padding_mask", "kv_cache")

@@ -42,7 +42,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from deepnotes.core.checkpoint import load_checkpoint, save_checkpoint
+from deepnotes.core.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from deepnotes.core.context import RunContext
 from deepnotes.core.errors import DivergenceError
 from deepnotes.core.progress import Progress
@@ -299,9 +299,7 @@ class Loop:
         return int(ckpt["round"]), int(ckpt["steps"]), bool(ckpt["finished"])
 
 
-def _mismatch(path: Path, ckpt: dict[str, Any], loop: Loop) -> Exception:
-    from deepnotes.core.checkpoint import CheckpointError
-
+def _mismatch(path: Path, ckpt: dict[str, Any], loop: Loop) -> CheckpointError:
     return CheckpointError(
         f"checkpoint {path} belongs to another loop (tag {ckpt.get('tag')!r} tracking "
         f"{sorted(ckpt.get('track', {}))}; this loop is {loop.tag!r} tracking {sorted(loop.track)})"

@@ -96,15 +96,15 @@ class DigitsMeasurements:
     """One fit: its history, the selected epoch and the single test evaluation."""
 
     test_acc: float
-    """Test accuracy of the selected weights (NaN if training diverged)."""
+    """Test accuracy of the selected weights."""
     test_loss: float
-    """Test cross-entropy of the selected weights (NaN if training diverged)."""
+    """Test cross-entropy of the selected weights."""
     val_acc_selected: float
     """Validation accuracy at the selected epoch."""
     val_loss_selected: float
     """Validation loss at the selected epoch (the selection criterion)."""
     best_epoch: int
-    """The epoch selected on validation loss (0 if training diverged)."""
+    """The epoch selected on validation loss."""
     epochs_run: int
     """Epochs trained (fewer than ``epochs`` with early stopping)."""
     train_seconds: float
@@ -114,10 +114,8 @@ class DigitsMeasurements:
     n_test: int
     history: list[dict[str, Any]]
     """One record per epoch (train and validation loss and accuracy)."""
-    confusion: np.ndarray | None
-    """Test confusion matrix (true class x predicted class), None if training diverged."""
-    diverged: str = ""
-    """Empty, or the divergence message of the Trainer."""
+    confusion: np.ndarray
+    """Test confusion matrix (true class x predicted class)."""
 
     def metrics(self) -> dict[str, float]:
         return {
@@ -175,12 +173,9 @@ def measure(cfg: DigitsConfig, ctx: RunContext) -> DigitsMeasurements:
 
 
 def draw(m: DigitsMeasurements, cfg: DigitsConfig, ctx: RunContext) -> list[Path]:
-    if m.diverged:
-        return []
     curves = training_curves(
         m.history, best_epoch=m.best_epoch, title="MLP on digits: train vs validation"
     )
-    assert m.confusion is not None
     confusion = confusion_figure(
         torch.as_tensor(m.confusion), title=f"test set (accuracy {m.test_acc:.3f})"
     )
@@ -189,9 +184,7 @@ def draw(m: DigitsMeasurements, cfg: DigitsConfig, ctx: RunContext) -> list[Path
 
 def claims(m: DigitsMeasurements, cfg: DigitsConfig) -> list[Claim]:
     how = (
-        f"training diverged: {m.diverged}"
-        if m.diverged
-        else f"{m.n_test} test images, evaluated once with the epoch selected on validation "
+        f"{m.n_test} test images, evaluated once with the epoch selected on validation "
         f"(epoch {m.best_epoch} of {m.epochs_run})"
     )
     return [

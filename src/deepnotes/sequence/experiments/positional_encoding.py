@@ -60,7 +60,7 @@ from deepnotes.core.plotting import figure
 from deepnotes.core.registry import Claim, Outcome, experiment
 from deepnotes.data.parallel import TokenBatch
 from deepnotes.data.sequences import symbol_task
-from deepnotes.sequence.experiments.transformer_tasks import (
+from deepnotes.sequence.symbol_tasks import (
     SymbolModelConfig,
     evaluate_task,
 )
