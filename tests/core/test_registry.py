@@ -335,6 +335,7 @@ CURRICULUM = {
     "sequence.positional_encoding",
     "sequence.scaled_attention",
     "sequence.transformer_tasks",
+    "sequence.why_transformers",
     "vision.activations",
     "vision.batchnorm_init",
     "vision.digits_cnns",

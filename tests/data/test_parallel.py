@@ -204,9 +204,9 @@ def test_make_batch_layout_and_masks():
     assert batch.src.tolist() == [[4, 5, 6], [7, 0, 0]]
     assert batch.tgt_in.tolist() == [[1, 8, 0], [1, 9, 10]]
     assert batch.tgt_out.tolist() == [[8, 2, 0], [9, 10, 2]]
-    assert batch.src_padding_mask.tolist() == [[False, False, False], [False, True, True]]
-    assert batch.tgt_padding_mask.tolist() == [[False, False, True], [False, False, False]]
-    assert torch.equal(batch.src_padding_mask, batch.src == PAD_ID)
+    assert batch.src_mask.tolist() == [[True, True, True], [True, False, False]]
+    assert batch.tgt_mask.tolist() == [[True, True, False], [True, True, True]]
+    assert torch.equal(batch.src_mask, batch.src != PAD_ID)
     one = batch.select([1])
     assert one.src.tolist() == [[7]] and one.tgt_out.tolist() == [[9, 10, 2]]
     with pytest.raises(ValueError, match="as many targets"):

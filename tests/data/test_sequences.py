@@ -100,8 +100,8 @@ def test_symbol_tasks_layout(task, seed, num_symbols, min_length, extra):
     lengths = batch.src_lengths
     assert ((lengths >= min_length) & (lengths <= max_length)).all()
     assert torch.equal(batch.tgt_lengths, lengths + 1)
-    assert torch.equal(batch.src_padding_mask, batch.src == PAD_ID)
-    assert torch.equal(batch.tgt_padding_mask, batch.tgt_out == PAD_ID)
+    assert torch.equal(batch.src_mask, batch.src != PAD_ID)
+    assert torch.equal(batch.tgt_mask, batch.tgt_out != PAD_ID)
     for i, n in enumerate(lengths.tolist()):
         src = batch.src[i, :n].tolist()
         assert all(4 <= s < 4 + num_symbols for s in src)

@@ -8,6 +8,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+from deepnotes.data.parallel import make_batch
 from deepnotes.sequence.attention import padding_mask
 from deepnotes.sequence.transformer import (
     DecoderCache,
@@ -105,6 +106,15 @@ def test_changing_padded_source_content_leaves_every_output_unchanged() -> None:
     assert torch.equal(model(changed, tgt, mask), logits)  # bitwise: every output
     assert torch.equal(model(src, tgt), logits)  # the default mask from pad_id is the same
     assert not torch.equal(model(changed, tgt), logits)  # unmasked, the content would matter
+
+
+def test_a_token_batch_mask_is_the_models_mask() -> None:
+    """One mask convention: data.parallel's batches and the models both say True = real token."""
+    batch = make_batch([[5, 6, 7, 8], [4, 9]], [[3, 4], [5, 6, 7]])
+    model = _model()
+    assert torch.equal(batch.src_mask, model.source_mask(batch.src))
+    logits = model(batch.src, batch.tgt_in, batch.src_mask)
+    assert torch.equal(logits, model(batch.src, batch.tgt_in))
 
 
 def test_encoder_without_positional_encoding_is_permutation_equivariant() -> None:

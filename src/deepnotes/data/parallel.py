@@ -32,8 +32,9 @@ corpus and the symbol vocabulary of the copy/reverse/sort tasks too):
 
 **Batches.** :class:`TokenBatch` holds a padded batch of (source, target) id sequences in the form
 a seq2seq model reads with teacher forcing: ``src`` (B, S), ``tgt_in = <sos> y`` and
-``tgt_out = y <eos>`` (B, T), their lengths, and padding masks that are ``True`` at padding (the
-convention of ``key_padding_mask`` in ``nn.MultiheadAttention`` / ``nn.Transformer``).
+``tgt_out = y <eos>`` (B, T), their lengths, and masks that are ``True`` at real tokens and
+``False`` at padding, the one convention of every deepnotes attention module (torch's
+``key_padding_mask`` is the opposite: pass it ``~mask``).
 
 Notes' section: discussion 7, "Attention" (translation as the running example).
 """
@@ -231,16 +232,17 @@ class TokenBatch:
     tgt_lengths: torch.Tensor
 
     @property
-    def src_padding_mask(self) -> torch.Tensor:
-        """(B, S) bool, ``True`` at padding (``key_padding_mask`` convention)."""
+    def src_mask(self) -> torch.Tensor:
+        """(B, S) bool, ``True`` at real tokens, ``False`` at padding: the convention of every
+        deepnotes attention module (pass ``~mask`` to torch's ``key_padding_mask``)."""
         positions = torch.arange(self.src.shape[1], device=self.src.device)
-        return positions[None, :] >= self.src_lengths[:, None]  # (B, S)
+        return positions[None, :] < self.src_lengths[:, None]  # (B, S)
 
     @property
-    def tgt_padding_mask(self) -> torch.Tensor:
-        """(B, T) bool, ``True`` at padding of ``tgt_in`` / ``tgt_out``."""
+    def tgt_mask(self) -> torch.Tensor:
+        """(B, T) bool, ``True`` at real tokens of ``tgt_in`` / ``tgt_out``, else ``False``."""
         positions = torch.arange(self.tgt_in.shape[1], device=self.tgt_in.device)
-        return positions[None, :] >= self.tgt_lengths[:, None]  # (B, T)
+        return positions[None, :] < self.tgt_lengths[:, None]  # (B, T)
 
     def __len__(self) -> int:
         return self.src.shape[0]

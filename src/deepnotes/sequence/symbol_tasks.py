@@ -204,7 +204,7 @@ def position_correct(model: Transformer, batch: TokenBatch) -> np.ndarray:
     device = next(model.parameters()).device
     pred = model(batch.src.to(device), batch.tgt_in.to(device)).argmax(-1).cpu()  # (B, T)
     correct = (pred == batch.tgt_out).double().numpy()
-    correct[batch.tgt_padding_mask.numpy()] = np.nan
+    correct[~batch.tgt_mask.numpy()] = np.nan
     return correct
 
 
