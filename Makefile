@@ -6,7 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PRESET ?= quick
 
-.PHONY: tour test lint format report readme clean
+.PHONY: tour test lint format report readme clean bench
 
 $(VENV): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -36,3 +36,9 @@ clean:
 
 readme: $(VENV)
 	$(BIN)/deepnotes report --readme README.md
+
+# Side-by-side speed measurements (benchmarks/); installs the peers of the `.[bench]` extra.
+bench: $(VENV)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python benchmarks/conv.py
+	$(BIN)/python benchmarks/attention.py

@@ -1,6 +1,7 @@
 """Data sets: the embedded digits, loaders for files users bring (MNIST IDX, CIFAR-10, parallel
 text), image splits over all three (``image_splits``), the random shifts used to augment images,
-and procedural sequence tasks (the adding problem, copy/reverse/sort, date translation).
+procedural sequence tasks (the adding problem, copy/reverse/sort, date translation), and the
+gymnasium environments of the RL room, made and evaluated one way (:mod:`deepnotes.data.envs`).
 
 Nothing here downloads: the digits ship with scikit-learn, everything else is read from a path.
 """
