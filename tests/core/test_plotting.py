@@ -168,3 +168,18 @@ def test_confusion_figure_default_labels(tmp_path: Path) -> None:
     assert [t.get_text() for t in ax.get_xticklabels()] == ["0", "1", "2", "3"]
     assert sorted(t.get_text() for t in ax.texts) == ["7"] * 4
     _assert_png(fig, tmp_path / "eye.png")
+
+
+def test_image_grid_tiles_images_in_order_with_gaps() -> None:
+    from deepnotes.core.plotting import image_grid
+
+    images = np.arange(3 * 2 * 2, dtype=float).reshape(3, 1, 2, 2) / 12
+    out = image_grid(images, columns=2)
+    assert out.shape == (1 + 2 * 3, 1 + 2 * 3)  # 2 rows, 2 columns of 2x2 with 1-pixel gaps
+    assert np.array_equal(out[1:3, 1:3], images[0, 0]) and np.array_equal(
+        out[1:3, 4:6], images[1, 0]
+    )
+    assert np.array_equal(out[4:6, 1:3], images[2, 0])
+    assert np.all(out[4:6, 4:6] == 0.25) and np.all(out[0] == 0.25)  # the empty cell and gaps
+    with pytest.raises(ValueError, match=r"\(n, H, W\)"):
+        image_grid(np.zeros((2, 3, 4, 4)))

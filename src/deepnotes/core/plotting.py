@@ -90,3 +90,32 @@ def confusion_figure(
     if title:
         ax.set_title(title)
     return fig
+
+
+def image_grid(images: np.ndarray | torch.Tensor, columns: int = 8, gap: int = 1) -> np.ndarray:
+    """Tile ``(n, H, W)`` or single-channel ``(n, 1, H, W)`` images in [0, 1] into one array,
+    ``columns`` per row, separated by ``gap`` pixels of light grey (0.25)."""
+    images = np.asarray(images.detach().cpu() if isinstance(images, torch.Tensor) else images)
+    if images.ndim == 4 and images.shape[1] == 1:
+        images = images[:, 0]
+    if images.ndim != 3:
+        raise ValueError(f"images must be (n, H, W) or (n, 1, H, W), got {images.shape}")
+    n, h, w = images.shape
+    rows = -(-n // columns)
+    out = np.full((rows * (h + gap) + gap, columns * (w + gap) + gap), 0.25)
+    for k in range(n):
+        r, c = divmod(k, columns)
+        top, left = gap + r * (h + gap), gap + c * (w + gap)
+        out[top : top + h, left : left + w] = images[k]
+    return out
+
+
+def show_images(
+    ax: Any, images: np.ndarray | torch.Tensor, title: str = "", columns: int = 8
+) -> None:
+    """Draw :func:`image_grid` of ``images`` on ``ax``: value 1 as black ink on white, pixels
+    upscaled without smoothing, no ticks."""
+    ax.imshow(image_grid(images, columns), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
+    if title:
+        ax.set_title(title, fontsize=9)
+    ax.set_axis_off()

@@ -92,7 +92,7 @@ from torch.utils.flop_counter import FlopCounterMode
 from deepnotes.core.config import require
 from deepnotes.core.context import RunContext
 from deepnotes.core.engine import Loop
-from deepnotes.core.plotting import figure
+from deepnotes.core.plotting import figure, show_images
 from deepnotes.core.registry import Claim, Outcome, experiment
 from deepnotes.core.stats import mean_se
 from deepnotes.data.binary import binary_images
@@ -639,17 +639,6 @@ def measure(cfg: AutoregressiveConfig, ctx: RunContext) -> AutoregressiveMeasure
 # figures
 
 
-def _grid(images: np.ndarray, columns: int = 8, gap: int = 1) -> np.ndarray:
-    """Tile ``(n, H, W)`` images into one array, ``gap`` pixels of 0.5 between them."""
-    n, h, w = images.shape
-    rows = math.ceil(n / columns)
-    out = np.full((rows * (h + gap) - gap, columns * (w + gap) - gap), 0.5)
-    for k in range(n):
-        r, c = divmod(k, columns)
-        out[r * (h + gap) : r * (h + gap) + h, c * (w + gap) : c * (w + gap) + w] = images[k]
-    return out
-
-
 def draw(m: AutoregressiveMeasurements, cfg: AutoregressiveConfig, ctx: RunContext) -> list[Path]:
     d = m.pixels
     # 1. sample grids next to real test digits
@@ -658,10 +647,9 @@ def draw(m: AutoregressiveMeasurements, cfg: AutoregressiveConfig, ctx: RunConte
     panels = [("data", f"{min(cfg.samples, len(m.samples['data']))} test digits")]
     panels += [(k, f"{LABELS[k]}\ntest NLL {m.nll(k):.2f} nats") for k in MODELS]
     for ax, (key, title) in zip(axes, panels, strict=True):
-        ax.imshow(_grid(m.samples[key]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title if key != "data" else f"{title}\n(baseline {base:.2f} nats)", fontsize=9)
-        ax.set_xticks([])
-        ax.set_yticks([])
+        show_images(
+            ax, m.samples[key], title if key != "data" else f"{title}\n(baseline {base:.2f} nats)"
+        )
     fig.suptitle(f"samples drawn pixel by pixel in raster order ({cfg.data}, binarised)")
     paths = [ctx.savefig(fig, "samples")]
 

@@ -45,7 +45,7 @@ import torch
 from deepnotes.core import stats
 from deepnotes.core.config import require
 from deepnotes.core.context import RunContext
-from deepnotes.core.plotting import figure
+from deepnotes.core.plotting import figure, show_images
 from deepnotes.core.registry import Claim, Outcome, experiment
 from deepnotes.data.binary import binary_images
 from deepnotes.generative.experiments.autoregressive import (
@@ -165,17 +165,6 @@ def measure(cfg: LikelihoodsConfig, ctx: RunContext) -> LikelihoodsMeasurements:
     )
 
 
-def _grid(images: np.ndarray, columns: int = 8) -> np.ndarray:
-    """``(n, H, W)`` images tiled ``columns`` wide with one-pixel gaps of 0.5 grey."""
-    n, h, w = images.shape
-    rows = math.ceil(n / columns)
-    out = np.full((rows * (h + 1) + 1, columns * (w + 1) + 1), 0.5)
-    for i, image in enumerate(images):
-        r, c = divmod(i, columns)
-        out[1 + r * (h + 1) : 1 + r * (h + 1) + h, 1 + c * (w + 1) : 1 + c * (w + 1) + w] = image
-    return out
-
-
 def draw(m: LikelihoodsMeasurements, cfg: LikelihoodsConfig, ctx: RunContext) -> list[Path]:
     fig, ax = figure(ncols=1, size=(6.5, 3.6))
     means = [m.nats(row) for row in ROWS]
@@ -198,9 +187,7 @@ def draw(m: LikelihoodsMeasurements, cfg: LikelihoodsConfig, ctx: RunContext) ->
         "vae": f"VAE decoder means (HF ratio {m.blur['vae']:.2f})",
     }
     for ax, (name, title) in zip(axes, titles.items(), strict=True):
-        ax.imshow(_grid(m.samples[name]), cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(title, fontsize=9)
-        ax.axis("off")
+        show_images(ax, m.samples[name], title)
     return [table, ctx.savefig(fig, "samples")]
 
 

@@ -60,7 +60,7 @@ import torch
 from deepnotes.core import stats
 from deepnotes.core.config import require
 from deepnotes.core.context import RunContext
-from deepnotes.core.plotting import figure
+from deepnotes.core.plotting import figure, show_images
 from deepnotes.core.registry import Claim, Outcome, experiment
 from deepnotes.data.binary import binary_images
 from deepnotes.generative.likelihood import IndependentBernoulli, bits_per_dim
@@ -259,20 +259,6 @@ def measure(cfg: VAEConfig, ctx: RunContext) -> VAEMeasurements:
     )
 
 
-def _grid(ax: Any, images: np.ndarray, title: str) -> None:
-    """An 8x8 mosaic of 8x8 images (one channel), nearest-neighbour upscaled."""
-    n, _, h, w = images.shape
-    side = math.ceil(math.sqrt(n))
-    canvas = np.ones((side * (h + 1) - 1, side * (w + 1) - 1)) * 0.5
-    for i in range(n):
-        r, c = divmod(i, side)
-        canvas[r * (h + 1) : r * (h + 1) + h, c * (w + 1) : c * (w + 1) + w] = images[i, 0]
-    ax.imshow(canvas, cmap="gray_r", vmin=0, vmax=1, interpolation="nearest")
-    ax.set_title(title, fontsize=9)
-    ax.set_xticks([])
-    ax.set_yticks([])
-
-
 def draw(m: VAEMeasurements, cfg: VAEConfig, ctx: RunContext) -> list[Path]:
     paths = []
     fig, ax = figure(size=(5.6, 4.0))
@@ -306,7 +292,7 @@ def draw(m: VAEMeasurements, cfg: VAEConfig, ctx: RunContext) -> list[Path]:
         "binary_samples": "samples (pixels drawn)",
     }
     for ax, (key, title) in zip(axes, titles.items(), strict=True):
-        _grid(ax, m.grids[key], title)
+        show_images(ax, m.grids[key], title)
     paths.append(ctx.savefig(fig, "samples"))
 
     fig, (ax_v, ax_t) = figure(ncols=2, size=(4.4, 3.6))

@@ -1,0 +1,412 @@
+r"""Mode collapse on the 8-Gaussian ring and the 25-Gaussian grid: seven GAN variants scored by
+the VEEGAN / PacGAN protocol. Notes: discussion 11, part 1 (the minimax game, the
+non-saturating loss, WGAN, WGAN-GP, spectral normalisation, LSGAN, instance noise); issue 15,
+item 4.
+
+Anchor: PacGAN's table 1 (Lin et al., 2018, https://arxiv.org/abs/1712.04086) on the ring,
+2,500 samples per evaluation, a sample high-quality within 3 standard deviations of its nearest
+mode, a mode covered with at least one (:mod:`deepnotes.gans.metrics`): plain GAN 6.3 modes /
+98.2% high-quality, PacGAN4 7.8 / 95.9%, VEEGAN 8.0 / 52.9%.
+
+Data (:mod:`deepnotes.data.toy2d`): the ring of 8 Gaussians of std 0.02 at radius 2 (VEEGAN's;
+PacGAN's is the same shape at half the scale) and the 5 x 5 grid of std 0.05 with spacing 2
+(PacGAN's). Models: generator and discriminator MLPs with two hidden layers of ``hidden``
+units (ReLU in G, LeakyReLU(0.2) in D), latent :math:`z \sim \mathcal N(0, I_{\text{latent}})`,
+Adam (``lr``, betas (0.5, 0.9) for every variant, as WGAN-GP's toy code), ``batch`` real and
+``batch`` generated samples per step, ``steps`` generator steps, all through
+:func:`deepnotes.gans.training.train_gan`. The variants (:data:`VARIANTS`):
+
+- ``minimax``: the original game, G minimises :math:`E[\log(1 - D(G(z)))]`;
+- ``nonsaturating``: G minimises :math:`-E[\log D(G(z))]`;
+- ``wgan``: critic and generator of WGAN, weights clipped to ``[-clip, clip]``, ``n_critic``
+  critic steps per generator step;
+- ``wgan_gp``: WGAN with the gradient penalty of weight ``gp_weight`` (0.1: the value of
+  Gulrajani et al.'s ``gan_toy.py`` for the toy densities, "smaller lambda seems to help for toy
+  tasks"), ``n_critic`` critic steps;
+- ``spectral``: the non-saturating loss with spectral normalisation (Miyato et al., 2018) on
+  every linear layer of D (:func:`deepnotes.gans.spectral.spectral_norm`, one power iteration
+  per step), the loss of Miyato et al.'s main experiments;
+- ``lsgan``: least squares with targets 0 and 1 (Mao et al., 2017);
+- ``instance_noise``: the non-saturating loss with Gaussian noise of std ``noise_std`` added to
+  every input of D, annealed linearly to 0 over the run.
+
+Every fit is scored on 2,500 fresh generator samples. Claims (thresholds from the issue, fixed
+before the run):
+
+- ``stabilised_ring``: WGAN-GP and the spectral-norm GAN cover all 8 ring modes with >= 95%
+  high-quality samples at every seed (the value: the lowest high-quality share over both
+  variants and every seed, counted 0 for a seed that misses a mode; >= 0.95);
+- ``stabilised_grid``: the same two variants cover >= 24 of the 25 grid modes with >= 90%
+  high-quality samples at every seed (the same value, a seed counted 0 below 24 modes; >= 0.90);
+- ``minimax_drops``: the plain minimax GAN drops a mode (fewer than all) on the ring or the grid
+  in at least one seed (measured: the most modes it misses in any seed, >= 1).
+
+The quick preset (2 seeds, 300 steps of width-64 nets) is far from converged on a CPU budget:
+the two stabilised-variant claims are decided by the full preset (5 seeds, 10,000 steps of
+width-128 nets); where they fail in quick they are reported as known failures with the measured
+value, "quick preset only".
+
+Deviations: PacGAN's generator has 4 hidden layers of 400 units and its D a maxout net trained
+with Adam 1e-4 for 400 epochs of 100,000 samples; here small MLPs and a few thousand steps.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from deepnotes.core.config import require
+from deepnotes.core.context import RunContext
+from deepnotes.core.errors import DivergenceError
+from deepnotes.core.plotting import figure
+from deepnotes.core.registry import Claim, Outcome, experiment
+from deepnotes.core.stats import mean_se
+from deepnotes.data import toy2d
+from deepnotes.gans.metrics import SAMPLES, mode_coverage
+from deepnotes.gans.spectral import spectral_norm
+from deepnotes.gans.training import GANSettings, train_gan
+
+DATASETS = ("ring", "grid")
+VARIANTS = (
+    "minimax",
+    "nonsaturating",
+    "wgan",
+    "wgan_gp",
+    "spectral",
+    "lsgan",
+    "instance_noise",
+)
+STABILISED = ("wgan_gp", "spectral")
+"""The variants the issue expects to cover every mode with high-quality samples."""
+GOALS = {"ring": (8, 0.95), "grid": (24, 0.90)}
+"""Per dataset: (modes covered at least, high-quality share at least) at every seed (issue)."""
+LABELS = {
+    "minimax": "minimax",
+    "nonsaturating": "non-saturating",
+    "wgan": "WGAN (clip)",
+    "wgan_gp": "WGAN-GP",
+    "spectral": "NS + spectral norm",
+    "lsgan": "LSGAN",
+    "instance_noise": "NS + instance noise",
+}
+MIXTURES = {"ring": toy2d.ring, "grid": toy2d.grid}
+
+
+@dataclass(frozen=True)
+class RingGridConfig:
+    """Seven GAN variants on the ring and the grid, over seeds."""
+
+    seeds: int = 5
+    steps: int = 10_000
+    """Generator steps per fit."""
+    hidden: int = 128
+    """Units per hidden layer of G and D (two hidden layers each)."""
+    latent_dim: int = 2
+    batch: int = 256
+    lr: float = 1e-3
+    n_critic: int = 5
+    """Critic steps per generator step for WGAN and WGAN-GP (the others: 1)."""
+    clip: float = 0.01
+    gp_weight: float = 0.1
+    noise_std: float = 0.2
+    every: int = 500
+    """Steps per round of the engine (a record and a checkpoint)."""
+
+    def __post_init__(self) -> None:
+        require(self.seeds >= 2, f"seeds must be >= 2 (mean +- SE over seeds), got {self.seeds}")
+        require(self.steps >= 1 and 1 <= self.every <= self.steps, "need 1 <= every <= steps")
+        require(self.hidden >= 1 and self.latent_dim >= 1, "hidden and latent_dim must be >= 1")
+        require(self.batch >= 1, f"batch must be >= 1, got {self.batch}")
+        require(self.lr > 0, f"lr must be > 0, got {self.lr}")
+        require(self.n_critic >= 1, f"n_critic must be >= 1, got {self.n_critic}")
+        require(self.clip > 0, f"clip must be > 0, got {self.clip}")
+        require(self.gp_weight >= 0, f"gp_weight (the penalty) must be >= 0, got {self.gp_weight}")
+        require(self.noise_std >= 0, f"noise_std must be >= 0, got {self.noise_std}")
+
+    @classmethod
+    def quick(cls) -> RingGridConfig:
+        """2 seeds, 300 steps of width-64 nets, batch 128, n_critic 2 (about 40 s)."""
+        return cls(seeds=2, steps=300, hidden=64, batch=128, n_critic=2, every=150)
+
+    @property
+    def decisive(self) -> bool:
+        """Whether the run is at least as long and wide as the full preset (the claims on the
+        stabilised variants are decided there)."""
+        full = RingGridConfig()
+        return self.steps >= full.steps and self.hidden >= full.hidden and self.seeds >= 2
+
+    def settings(self, variant: str) -> GANSettings:
+        """The :class:`GANSettings` of ``variant``."""
+        common: dict[str, Any] = dict(
+            steps=self.steps, batch=self.batch, lr_g=self.lr, lr_d=self.lr, betas=(0.5, 0.9)
+        )
+        common["every"] = self.every
+        by_variant: dict[str, dict[str, Any]] = {
+            "minimax": dict(loss="minimax"),
+            "nonsaturating": dict(loss="nonsaturating"),
+            "wgan": dict(loss="wgan", clip=self.clip, n_critic=self.n_critic),
+            "wgan_gp": dict(loss="wgan_gp", gp_weight=self.gp_weight, n_critic=self.n_critic),
+            "spectral": dict(loss="nonsaturating"),
+            "lsgan": dict(loss="lsgan"),
+            "instance_noise": dict(loss="nonsaturating", noise_std=self.noise_std),
+        }
+        return GANSettings(**common, **by_variant[variant])
+
+
+@dataclass(frozen=True)
+class RingGridMeasurements:
+    """Modes covered and high-quality shares per dataset, variant and seed."""
+
+    modes: dict[str, dict[str, np.ndarray]]
+    """[dataset][variant] -> modes covered per seed, (seeds,); NaN for a diverged fit."""
+    high_quality: dict[str, dict[str, np.ndarray]]
+    """[dataset][variant] -> share of high-quality samples per seed, (seeds,); NaN if diverged."""
+    samples: dict[str, dict[str, np.ndarray]]
+    """[dataset][variant] -> seed 0's 2,500 samples, (2500, 2) (NaN-filled if it diverged)."""
+    diverged: dict[str, dict[str, list[str]]]
+    """[dataset][variant] -> the engine's message per seed ('' when it did not diverge)."""
+    total_modes: dict[str, int]
+
+    def table(self) -> dict[str, dict[str, tuple[float, float, float, float]]]:
+        """[dataset][variant] -> (modes mean, SE, high-quality % mean, SE) over seeds."""
+        out: dict[str, dict[str, tuple[float, float, float, float]]] = {}
+        for ds in self.modes:
+            out[ds] = {}
+            for v in self.modes[ds]:
+                modes = mean_se(self.modes[ds][v])
+                hq = mean_se(100 * self.high_quality[ds][v])
+                out[ds][v] = (*modes, *hq)
+        return out
+
+    def metrics(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"samples_per_evaluation": SAMPLES}
+        for ds in self.modes:
+            for v in self.modes[ds]:
+                out[f"{ds}_{v}_modes"] = self.modes[ds][v].tolist()
+                out[f"{ds}_{v}_high_quality"] = np.round(self.high_quality[ds][v], 4).tolist()
+        return out
+
+
+def mlp(inputs: int, outputs: int, hidden: int, activation: Callable[[], nn.Module]) -> nn.Module:
+    """``inputs -> hidden -> hidden -> outputs`` with ``activation`` between the layers."""
+    return nn.Sequential(
+        nn.Linear(inputs, hidden),
+        activation(),
+        nn.Linear(hidden, hidden),
+        activation(),
+        nn.Linear(hidden, outputs),
+    )
+
+
+def build(cfg: RingGridConfig, variant: str) -> tuple[nn.Module, nn.Module]:
+    """Generator ``(B, latent) -> (B, 2)`` and discriminator ``(B, 2) -> (B, 1)`` of
+    ``variant`` (spectral norm on every linear layer of D for ``spectral``)."""
+    generator = mlp(cfg.latent_dim, 2, cfg.hidden, nn.ReLU)
+    discriminator = mlp(2, 1, cfg.hidden, lambda: nn.LeakyReLU(0.2))
+    if variant == "spectral":
+        for layer in discriminator:
+            if isinstance(layer, nn.Linear):
+                spectral_norm(layer)
+    return generator, discriminator
+
+
+def _fit(cfg: RingGridConfig, ctx: RunContext, dataset: str, variant: str, seed: int) -> dict:
+    """One fit and its score on 2,500 fresh samples; a diverged fit scores NaN."""
+    mixture = MIXTURES[dataset]()
+    with ctx.seeded("init", dataset, variant, seed):
+        generator, discriminator = build(cfg, variant)
+    generator.to(ctx.device)
+    discriminator.to(ctx.device)
+    tag = f"{dataset}-{variant}-{seed}"
+    try:
+        train_gan(
+            generator,
+            discriminator,
+            lambda n, g: mixture.sample(n, g),
+            cfg.settings(variant),
+            ctx,
+            latent_dim=cfg.latent_dim,
+            tag=tag,
+        )
+    except DivergenceError as err:
+        nan = torch.full((SAMPLES, 2), math.nan)
+        return {"modes": math.nan, "high_quality": math.nan, "samples": nan, "diverged": str(err)}
+    z = torch.randn(SAMPLES, cfg.latent_dim, generator=ctx.stream("eval", tag))
+    with torch.no_grad():
+        x = generator(z.to(ctx.device)).cpu()  # (2500, 2)
+    score = mode_coverage(x, mixture.means, mixture.std)
+    return {
+        "modes": float(score.modes),
+        "high_quality": score.high_quality,
+        "samples": x,
+        "diverged": "",
+    }
+
+
+def measure(cfg: RingGridConfig, ctx: RunContext) -> RingGridMeasurements:
+    """Every dataset x variant x seed, each fit cached."""
+    runs: dict[str, dict[str, list[dict]]] = {ds: {v: [] for v in VARIANTS} for ds in DATASETS}
+    key_fields = {f.name: getattr(cfg, f.name) for f in fields(cfg) if f.name != "seeds"}
+    with ctx.progress(len(DATASETS) * len(VARIANTS) * cfg.seeds, "fits") as bar:
+        for seed in range(cfg.seeds):
+            for ds in DATASETS:
+                for v in VARIANTS:
+                    key = {**key_fields, "dataset": ds, "variant": v, "seed": seed}
+                    runs[ds][v].append(
+                        ctx.cached("fit", key, lambda ds=ds, v=v, s=seed: _fit(cfg, ctx, ds, v, s))
+                    )
+                    bar.advance()
+    return RingGridMeasurements(
+        modes={
+            ds: {v: np.array([r["modes"] for r in runs[ds][v]]) for v in VARIANTS}
+            for ds in DATASETS
+        },
+        high_quality={
+            ds: {v: np.array([r["high_quality"] for r in runs[ds][v]]) for v in VARIANTS}
+            for ds in DATASETS
+        },
+        samples={
+            ds: {v: np.asarray(runs[ds][v][0]["samples"]) for v in VARIANTS} for ds in DATASETS
+        },
+        diverged={
+            ds: {v: [r["diverged"] for r in runs[ds][v]] for v in VARIANTS} for ds in DATASETS
+        },
+        total_modes={ds: len(MIXTURES[ds]().means) for ds in DATASETS},
+    )
+
+
+def draw(m: RingGridMeasurements, cfg: RingGridConfig, ctx: RunContext) -> list[Path]:
+    """Seed 0's samples over the modes per variant, and the PacGAN-style table."""
+    fig, axes = figure(ncols=len(VARIANTS), nrows=len(DATASETS), size=(2.3, 2.3))
+    for row, ds in enumerate(DATASETS):
+        means = MIXTURES[ds]().means.numpy()
+        lim = 3.0 if ds == "ring" else 5.5
+        for col, v in enumerate(VARIANTS):
+            ax = axes[row * len(VARIANTS) + col]
+            x = m.samples[ds][v]
+            ax.plot(x[:, 0], x[:, 1], ".", ms=1.5, alpha=0.3, color="C0")
+            ax.plot(means[:, 0], means[:, 1], "x", ms=4, color="C3", mew=1)
+            ax.set_xlim(-lim, lim)
+            ax.set_ylim(-lim, lim)
+            ax.set_aspect("equal")
+            ax.set_xticks([])
+            ax.set_yticks([])
+            modes, hq = m.modes[ds][v][0], 100 * m.high_quality[ds][v][0]
+            ax.set_title(
+                f"{LABELS[v]}\n{modes:.0f}/{m.total_modes[ds]} modes, {hq:.1f}% HQ", fontsize=7
+            )
+    fig.suptitle(
+        f"seed 0: {SAMPLES} generator samples (blue) and the modes (red x), {cfg.steps} steps",
+        fontsize=9,
+    )
+    paths = [ctx.savefig(fig, "samples")]
+
+    table = m.table()
+    fig, ax = figure(size=(9.0, 0.3 * (len(VARIANTS) + 1)))
+    ax.axis("off")
+    rows = []
+    for v in VARIANTS:
+        row = [LABELS[v]]
+        for ds in DATASETS:
+            mo, mo_se, hq, hq_se = table[ds][v]
+            row += [f"{mo:.2f} ± {mo_se:.2f}", f"{hq:.1f} ± {hq_se:.1f}"]
+        rows.append(row)
+    columns = ["variant"]
+    for ds in DATASETS:
+        columns += [f"{ds}: modes (of {m.total_modes[ds]})", f"{ds}: % high-quality"]
+    cell = ax.table(cellText=rows, colLabels=columns, cellLoc="center", bbox=[0, 0, 1, 1])
+    cell.auto_set_font_size(False)
+    cell.set_fontsize(8)
+    cell.scale(1.0, 1.3)
+    ax.set_title(
+        f"PacGAN-style table: mean ± SE over {cfg.seeds} seeds, {SAMPLES} samples each, "
+        "high-quality = within 3 std of the nearest mode",
+        fontsize=9,
+    )
+    paths.append(ctx.savefig(fig, "table"))
+    return paths
+
+
+def _worst_goal(m: RingGridMeasurements, dataset: str) -> tuple[float, str]:
+    """The stabilised variants' worst seed on ``dataset``: its high-quality share when it
+    covers the goal's modes, else 0 (NaN if it diverged); and a description per variant."""
+    goal_modes, _ = GOALS[dataset]
+    worst, parts = math.inf, []
+    for v in STABILISED:
+        modes, hq = m.modes[dataset][v], m.high_quality[dataset][v]
+        value = np.where(modes >= goal_modes, hq, 0.0)  # NaN stays NaN
+        worst = min(worst, float(np.min(value))) if not np.isnan(value).any() else math.nan
+        parts.append(
+            f"{LABELS[v]}: modes {modes.tolist()}, high-quality {np.round(100 * hq, 1).tolist()}%"
+        )
+    return worst, "; ".join(parts)
+
+
+def claims(m: RingGridMeasurements, cfg: RingGridConfig) -> list[Claim]:
+    out = []
+    for ds, key in (("ring", "stabilised_ring"), ("grid", "stabilised_grid")):
+        goal_modes, goal_hq = GOALS[ds]
+        worst, detail = _worst_goal(m, ds)
+        holds = not math.isnan(worst) and worst >= goal_hq
+        known = ""
+        if not holds and not cfg.decisive:
+            known = (
+                f"quick preset only ({cfg.steps} steps, width {cfg.hidden}): far from converged, "
+                f"worst seed's value {worst:.3f}; the full preset decides it"
+            )
+        out.append(
+            Claim.at_least(
+                f"WGAN-GP and the spectral-norm GAN cover >= {goal_modes}/{m.total_modes[ds]} "
+                f"{ds} modes with >= {100 * goal_hq:.0f}% high-quality samples at every seed "
+                "(value: the worst seed's high-quality share, 0 when it misses modes)",
+                worst,
+                goal_hq,
+                detail,
+                known_failure=known,
+                key=key,
+            )
+        )
+    missed = [m.total_modes[ds] - m.modes[ds]["minimax"] for ds in DATASETS]
+    most = float(np.nanmax(np.concatenate(missed))) if not np.isnan(missed).all() else math.nan
+    out.append(
+        Claim.at_least(
+            "the plain minimax GAN drops modes or collapses in at least one seed "
+            "(value: the most modes it misses in a seed, ring or grid)",
+            most,
+            1.0,
+            "; ".join(f"{ds}: modes {m.modes[ds]['minimax'].tolist()}" for ds in DATASETS),
+            key="minimax_drops",
+        )
+    )
+    return out
+
+
+DRAFT = (
+    "not settled: in the quick budget (300 steps per fit, 28 fits) no variant learns the modes "
+    "(0.1-2% high-quality samples), so minimax_drops holds vacuously and the two stabilised "
+    "claims fail; probes of 1,000-2,000 steps at one seed reached at most 34% high-quality on "
+    "the ring (spectral norm: 8/8 modes) and 3% on the grid; the full preset (5 seeds, 10,000 "
+    "steps) has not been run"
+)
+"""Why the experiment is not in the curriculum tour yet (measured)."""
+
+
+@experiment(
+    "gans.ring_and_grid",
+    topic="gans",
+    config=RingGridConfig,
+    claims=("stabilised_ring", "stabilised_grid", "minimax_drops"),
+    draft=DRAFT,
+)
+def ring_and_grid(cfg: RingGridConfig, ctx: RunContext) -> Outcome:
+    """WGAN-GP and spectral normalisation cover every mode of the ring and the grid with
+    high-quality samples at every seed, where the plain minimax GAN drops modes."""
+    m = measure(cfg, ctx)
+    return Outcome(metrics=m.metrics(), figures=draw(m, cfg, ctx), claims=claims(m, cfg))
