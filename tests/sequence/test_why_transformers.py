@@ -16,6 +16,7 @@ from deepnotes.core.errors import ConfigError
 from deepnotes.core.registry import get_experiment
 from deepnotes.sequence.complexity import attention_matmul_flops, projection_flops
 from deepnotes.sequence.experiments import why_transformers as wt
+from deepnotes.vision.models import count_parameters
 
 CFG = wt.WhyTransformersConfig.quick()
 CLAIMS = (
@@ -141,7 +142,7 @@ def test_config_rejects_bad_values() -> None:
 def test_the_default_models_match_in_size_and_shape(positional: str) -> None:
     cfg = dataclasses.replace(CFG, positional=positional)
     models = {kind: wt.build_model(cfg, kind) for kind in wt.MODELS}
-    counts = {kind: wt.parameter_count(model) for kind, model in models.items()}
+    counts = {kind: count_parameters(model) for kind, model in models.items()}
     assert abs(counts["transformer"] / counts["lstm"] - 1) <= wt.PARAMS_TOL
     x = torch.rand(3, cfg.length, 2)
     for model in models.values():

@@ -48,11 +48,10 @@ from torch import nn
 
 from deepnotes.core.config import require
 from deepnotes.core.context import RunContext
-from deepnotes.core.engine import Loop
-from deepnotes.core.errors import DivergenceError
 from deepnotes.core.plotting import figure
 from deepnotes.core.registry import Claim, Outcome, experiment
 from deepnotes.data.sequences import adding_problem as adding_batch
+from deepnotes.sequence.adding import fit_adding, torch_lstm
 from deepnotes.sequence.recurrent import LSTM, RNN, ManyToOne
 
 MODELS = ("rnn", "lstm")
@@ -131,11 +130,7 @@ def _model(cfg: AddingConfig, kind: str) -> nn.Module:
             core = RNN(2, cfg.hidden)
         return ManyToOne(core, output_size=1)
     if kind == "lstm":
-        core = nn.LSTM(2, cfg.hidden, batch_first=True)
-        h = cfg.hidden
-        with torch.no_grad():  # torch's gate order i, f, g, o: the f block is [H, 2H)
-            core.bias_ih_l0[h : 2 * h].fill_(cfg.forget_bias)
-            core.bias_hh_l0[h : 2 * h].zero_()
+        core = torch_lstm(2, cfg.hidden, cfg.forget_bias)
     else:
         core = nn.RNN(2, cfg.hidden, nonlinearity="tanh", batch_first=True)
     return ManyToOne(core, output_size=1)
@@ -147,32 +142,20 @@ def _fit(cfg: AddingConfig, ctx: RunContext, kind: str, r: int) -> dict[str, Any
         model = _model(cfg, kind)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.lr)
     data = ctx.stream("data", r)  # the same batches for both models (paired)
-
-    def step(i: int) -> dict[str, float]:
-        batch = adding_batch(cfg.batch, cfg.length, seed=data)
-        loss = (model(batch.inputs).squeeze(-1) - batch.targets).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-        opt.step()
-        return {"loss": float(loss.detach())}
-
-    def evaluate(_: int) -> dict[str, float]:
-        with torch.no_grad():
-            mse = float((model(test.inputs).squeeze(-1) - test.targets).pow(2).mean())
-        return {"test_mse": mse}
-
-    rounds = math.ceil(cfg.steps / cfg.every)
-    loop = Loop(
-        ctx, tag=f"{kind}-{r}", track={"model": model, "opt": opt, "data": data}, progress=False
+    fit = fit_adding(
+        model,
+        opt,
+        ctx,
+        tag=f"{kind}-{r}",
+        length=cfg.length,
+        batch=cfg.batch,
+        steps=cfg.steps,
+        every=cfg.every,
+        clip_norm=cfg.clip_norm,
+        test=test,
+        data=data,
     )
-    try:
-        result = loop.run(step, steps=cfg.steps, every=cfg.every, evaluate=evaluate)
-    except DivergenceError as err:
-        done = [rec["test_mse"] for rec in loop.history]
-        return {"curve": done + [math.nan] * (rounds - len(done)), "diverged": str(err)}
-    curve = [rec["test_mse"] for rec in result.history]
-    return {"curve": curve, "diverged": ""}
+    return {"curve": fit["curve"], "diverged": fit["diverged"]}
 
 
 def measure(cfg: AddingConfig, ctx: RunContext) -> AddingMeasurements:

@@ -112,13 +112,12 @@ from torch import nn
 
 from deepnotes.core.config import require
 from deepnotes.core.context import RunContext
-from deepnotes.core.engine import Loop
-from deepnotes.core.errors import DivergenceError
 from deepnotes.core.plotting import figure
 from deepnotes.core.registry import Claim, Outcome, experiment
 from deepnotes.data.parallel import PAD_ID, TokenBatch
 from deepnotes.data.sequences import TARGET_FORMATS, date_batch, date_splits
 from deepnotes.data.sequences import adding_problem as adding_batch
+from deepnotes.sequence.adding import fit_adding, torch_lstm
 from deepnotes.sequence.attention import causal_mask
 from deepnotes.sequence.complexity import (
     SublayerFlops,
@@ -136,6 +135,7 @@ from deepnotes.sequence.transformer import (
     Transformer,
     TransformerEncoder,
 )
+from deepnotes.vision.models import count_parameters
 
 KINDS = ("encoder_self", "decoder_self", "decoder_cross")
 """The three attention kinds of the notes' Q3."""
@@ -504,16 +504,7 @@ def build_model(cfg: WhyTransformersConfig, kind: str) -> nn.Module:
         )
     if kind != "lstm":
         raise ValueError(f"kind must be one of {MODELS}; received {kind!r}")
-    core = nn.LSTM(2, cfg.lstm_hidden, batch_first=True)
-    h = cfg.lstm_hidden
-    with torch.no_grad():  # torch's gate order i, f, g, o: the f block is [H, 2H)
-        core.bias_ih_l0[h : 2 * h].fill_(cfg.forget_bias)
-        core.bias_hh_l0[h : 2 * h].zero_()
-    return ManyToOne(core, output_size=1)
-
-
-def parameter_count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
+    return ManyToOne(torch_lstm(2, cfg.lstm_hidden, cfg.forget_bias), output_size=1)
 
 
 def _fit(cfg: WhyTransformersConfig, ctx: RunContext, kind: str, r: int) -> dict[str, Any]:
@@ -523,39 +514,20 @@ def _fit(cfg: WhyTransformersConfig, ctx: RunContext, kind: str, r: int) -> dict
     lr = cfg.tf_lr if kind == "transformer" else cfg.lstm_lr
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     data = ctx.stream("data", r)  # the same batches for both models (paired)
-
-    def step(i: int) -> dict[str, float]:
-        batch = adding_batch(cfg.batch, cfg.length, seed=data)
-        t0 = time.perf_counter()
-        loss = (model(batch.inputs).squeeze(-1) - batch.targets).pow(2).mean()
-        opt.zero_grad()
-        loss.backward()
-        nn.utils.clip_grad_norm_(model.parameters(), cfg.clip_norm)
-        opt.step()
-        return {"loss": float(loss.detach()), "step_seconds": time.perf_counter() - t0}
-
-    def evaluate(_: int) -> dict[str, float]:
-        with torch.no_grad():
-            mse = float((model(test.inputs).squeeze(-1) - test.targets).pow(2).mean())
-        return {"test_mse": mse}
-
-    rounds = math.ceil(cfg.steps / cfg.every)
-    loop = Loop(
-        ctx, tag=f"{kind}-{r}", track={"model": model, "opt": opt, "data": data}, progress=False
+    fit = fit_adding(
+        model,
+        opt,
+        ctx,
+        tag=f"{kind}-{r}",
+        length=cfg.length,
+        batch=cfg.batch,
+        steps=cfg.steps,
+        every=cfg.every,
+        clip_norm=cfg.clip_norm,
+        test=test,
+        data=data,
     )
-    try:
-        result = loop.run(step, steps=cfg.steps, every=cfg.every, evaluate=evaluate)
-        history, diverged = result.history, ""
-    except DivergenceError as err:
-        history, diverged = loop.history, str(err)
-    curve = [rec["test_mse"] for rec in history]
-    seconds = [rec["step_seconds"] for rec in history]
-    return {
-        "curve": curve + [math.nan] * (rounds - len(curve)),
-        "step_seconds": statistics.median(seconds) if seconds else math.nan,
-        "params": parameter_count(model),
-        "diverged": diverged,
-    }
+    return {**fit, "params": count_parameters(model)}
 
 
 def measure(cfg: WhyTransformersConfig, ctx: RunContext) -> WhyTransformersMeasurements:
