@@ -132,6 +132,26 @@ def test_penalty_norm_is_per_sample_not_over_the_batch() -> None:
     assert abs(penalty.item() - over_batch.item()) > 1.0
 
 
+def test_penalty_over_a_members_axis_is_per_member_and_sample() -> None:
+    """With ``sample_dims=2`` (stacked critics), one eps and one norm per (member, sample)."""
+
+    class HalfSquare(nn.Module):
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return 0.5 * x.pow(2).sum(-1)  # (E, N)
+
+    g = torch.Generator().manual_seed(5)
+    real = torch.randn(3, 8, 2, generator=g, dtype=torch.float64)
+    fake = torch.randn(3, 8, 2, generator=g, dtype=torch.float64) + 2
+    penalty = gradient_penalty(
+        HalfSquare(), real, fake, torch.Generator().manual_seed(6), sample_dims=2
+    )
+    eps = torch.rand(3, 8, 1, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    x_hat = eps * real + (1 - eps) * fake
+    torch.testing.assert_close(penalty, ((x_hat.norm(dim=-1) - 1) ** 2).mean(), rtol=0, atol=1e-12)
+    with pytest.raises(UsageError, match="sample_dims"):
+        gradient_penalty(HalfSquare(), real, fake, g, sample_dims=3)
+
+
 def test_penalty_errors() -> None:
     critic = _Linear(torch.ones(2))
     x = torch.zeros(4, 2)

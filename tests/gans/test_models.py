@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 from deepnotes.core.errors import ConfigError
 from deepnotes.gans.models import (
@@ -12,7 +13,10 @@ from deepnotes.gans.models import (
     ConvGenerator,
     MLPCritic,
     MLPGenerator,
+    StackedLinear,
     check_generator,
+    stack_mlps,
+    unstack_mlp,
 )
 
 
@@ -89,3 +93,44 @@ def test_wrong_shapes_are_clear_errors() -> None:
         ConvGenerator()(torch.zeros(2, 3))
     with pytest.raises(ValueError, match="expects images"):
         ConvCritic()(torch.zeros(2, 1, 28, 28))
+
+
+def test_stacked_linear_members_are_independent_linear_layers() -> None:
+    """Member k of the stack computes layer k; the gradient of the sum of the members' mean
+    losses is each member's own; Adam on the stack takes each member's own step."""
+    torch.manual_seed(0)
+    nets = [
+        nn.Sequential(nn.Linear(3, 8), nn.LeakyReLU(0.2), nn.Linear(8, 2)).double()
+        for _ in range(3)
+    ]
+    stacked = stack_mlps(nets)
+    x = torch.randn(3, 10, 3, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    out = stacked(x)  # (3, 10, 2)
+    for k, net in enumerate(nets):
+        torch.testing.assert_close(out[k], net(x[k]), rtol=1e-12, atol=1e-12)
+    opts = [torch.optim.Adam(m.parameters(), lr=0.01) for m in (stacked, *nets)]
+    for _ in range(3):
+        for opt in opts:
+            opt.zero_grad()
+        (3 * stacked(x).pow(2).mean()).backward()  # sum of the 3 members' means
+        for k, net in enumerate(nets):
+            net(x[k]).pow(2).mean().backward()
+        for opt in opts:
+            opt.step()
+    for k, net in enumerate(nets):
+        torch.testing.assert_close(unstack_mlp(stacked, k)(x[k]), net(x[k]), rtol=1e-10, atol=1e-12)
+
+
+def test_stacked_linear_starts_like_nn_linear_and_checks_shapes() -> None:
+    torch.manual_seed(3)
+    layer = StackedLinear(2, 5, 4)
+    torch.manual_seed(3)
+    first, second = nn.Linear(5, 4), nn.Linear(5, 4)
+    torch.testing.assert_close(layer.weight[0], first.weight.detach())
+    torch.testing.assert_close(layer.bias[1], second.bias.detach())
+    with pytest.raises(ValueError, match=r"\(E=2, B, 5\)"):
+        layer(torch.zeros(3, 7, 5))
+    with pytest.raises(ConfigError, match="one shape"):
+        StackedLinear.stack([nn.Linear(2, 3), nn.Linear(3, 3)])
+    with pytest.raises(ConfigError, match="linear layers only"):
+        stack_mlps([nn.Sequential(nn.BatchNorm1d(3))])

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import copy
+
 import pytest
 import torch
 from torch import nn
 from torch.nn.utils import parametrizations
 
 from deepnotes.core.errors import UsageError
+from deepnotes.gans.models import StackedLinear
 from deepnotes.gans.spectral import SpectralNorm, largest_singular_value, spectral_norm
 
 
@@ -106,3 +109,39 @@ def test_errors() -> None:
         SpectralNorm(torch.ones(2, 2), n_power_iterations=0)
     with pytest.raises(UsageError, match="no tensor parameter"):
         spectral_norm(nn.ReLU())
+
+
+def test_stacked_members_are_each_normalised_by_their_own_sigma() -> None:
+    """Spectral norm on a stacked layer equals spectral norm on each member alone (same u, v):
+    same outputs and weight gradients over training steps; sigma differs per member."""
+    torch.manual_seed(0)
+    layers = [nn.Linear(6, 4).double() for _ in range(3)]
+    with torch.no_grad():
+        layers[2].weight.mul_(5.0)  # a member with a larger sigma
+    stacked = spectral_norm(StackedLinear.stack(layers))
+    alone = [spectral_norm(copy.deepcopy(layer)) for layer in layers]
+    batched_sn = stacked.parametrizations.weight[0]
+    for k, layer in enumerate(alone):
+        layer.parametrizations.weight[0]._u.copy_(batched_sn._u[k])
+        layer.parametrizations.weight[0]._v.copy_(batched_sn._v[k])
+    x = torch.randn(3, 5, 6, generator=torch.Generator().manual_seed(1), dtype=torch.float64)
+    opts = [torch.optim.SGD(m.parameters(), lr=0.1) for m in (stacked, *alone)]
+    for _ in range(3):
+        for opt in opts:
+            opt.zero_grad()
+        out = stacked(x)
+        (3 * out.pow(2).mean()).backward()
+        outs = []
+        for k, layer in enumerate(alone):
+            outs.append(layer(x[k]))
+            outs[-1].pow(2).mean().backward()
+        for opt in opts:
+            opt.step()
+        torch.testing.assert_close(out, torch.stack(outs), rtol=1e-10, atol=1e-12)
+    for k, layer in enumerate(alone):
+        torch.testing.assert_close(
+            stacked.parametrizations.weight.original[k], layer.parametrizations.weight.original
+        )
+    stacked.eval()
+    sigmas = [torch.linalg.matrix_norm(stacked.weight[k], ord=2).item() for k in range(3)]
+    assert all(abs(s - 1) < 0.05 for s in sigmas), sigmas

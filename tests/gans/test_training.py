@@ -12,6 +12,7 @@ from torch import nn
 from deepnotes.core.context import RunContext
 from deepnotes.core.errors import ConfigError, DivergenceError
 from deepnotes.data import toy2d
+from deepnotes.gans.models import stack_mlps, unstack_mlp
 from deepnotes.gans.training import GANSettings, train_gan
 
 RING = toy2d.ring()
@@ -146,3 +147,80 @@ def test_a_killed_run_resumes_to_the_same_final_samples(
     assert resumed.restored_rounds == 1
     assert torch.equal(final_samples(generator), want)
     assert [r["loss_D"] for r in resumed.history] == [r["loss_D"] for r in full.history]
+
+
+def test_stacked_members_train_as_separate_pairs(tmp_path: Path) -> None:
+    """One member stacked is the plain fit (same draws, same updates, the gradient penalty and
+    the learning-rate decay included); with two members, member 0's run does not depend on
+    member 1's weights."""
+    settings = GANSettings(
+        loss="wgan_gp", gp_weight=0.1, n_critic=2, steps=6, every=3, batch=8, lr_decay=True
+    )
+    ctx = context(tmp_path / "plain")
+    generator, discriminator = nets(ctx)
+    train_gan(generator, discriminator, data, settings, ctx, latent_dim=2, tag="t")
+    ctx = context(tmp_path / "stacked")
+    g1, d1 = nets(ctx)
+    g_stack, d_stack = stack_mlps([g1]), stack_mlps([d1])
+    train_gan(
+        g_stack,
+        d_stack,
+        lambda n, g: data(n, g).unsqueeze(0),
+        settings,
+        ctx,
+        latent_dim=2,
+        tag="t",
+        members=1,
+    )
+    torch.testing.assert_close(
+        final_samples(unstack_mlp(g_stack, 0)), final_samples(generator), rtol=0, atol=1e-5
+    )
+
+    def pair_of_members(scale: float, out: Path) -> nn.Module:
+        ctx = context(out)
+        (g0, d0), (g1, d1) = nets(ctx), nets(ctx)
+        with torch.no_grad():
+            for p in [*g1.parameters(), *d1.parameters()]:
+                p.mul_(scale)
+        g_stack, d_stack = stack_mlps([g0, g1]), stack_mlps([d0, d1])
+        train_gan(
+            g_stack,
+            d_stack,
+            lambda n, g: data(2 * n, g).view(2, n, 2),
+            settings,
+            ctx,
+            latent_dim=2,
+            tag="t",
+            members=2,
+        )
+        return unstack_mlp(g_stack, 0)
+
+    first = final_samples(pair_of_members(1.0, tmp_path / "a"))
+    torch.testing.assert_close(final_samples(pair_of_members(-3.0, tmp_path / "b")), first)
+    assert not torch.equal(first, final_samples(nets(context(tmp_path / "c"))[0]))  # it trained
+
+
+def test_learning_rates_decay_linearly_to_zero(tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+    generator, discriminator = nets(ctx)
+    settings = GANSettings(steps=5, every=5, batch=8, lr_g=2e-3, lr_d=1e-3, lr_decay=True)
+    train_gan(generator, discriminator, data, settings, ctx, latent_dim=2, tag="t")
+    track = torch.load(ctx.out_dir / "checkpoints" / "t.pt", weights_only=True)["track"]
+    # the last step (5 of 5) ran at lr * (1 - 4/5)
+    assert track["opt_G"]["param_groups"][0]["lr"] == pytest.approx(2e-3 / 5)
+    assert track["opt_D"]["param_groups"][0]["lr"] == pytest.approx(1e-3 / 5)
+
+
+def test_stacked_data_must_have_the_members_axis(tmp_path: Path) -> None:
+    ctx = context(tmp_path)
+    g, d = nets(ctx)
+    with pytest.raises(ConfigError, match="members"):
+        train_gan(
+            stack_mlps([g, g]),
+            stack_mlps([d, d]),
+            data,  # (n, 2): no members axis
+            GANSettings(steps=1, every=1, batch=4),
+            ctx,
+            latent_dim=2,
+            members=2,
+        )

@@ -106,6 +106,7 @@ def gradient_penalty(
     fake: torch.Tensor,
     generator: torch.Generator,
     weight: float = 1.0,
+    sample_dims: int = 1,
 ) -> torch.Tensor:
     r"""WGAN-GP's penalty :math:`\text{weight} \cdot \frac1N \sum_i
     (\|\nabla_x f(\hat x_i)\|_2 - 1)^2`, a scalar with a graph (``create_graph=True``) so that
@@ -122,6 +123,8 @@ def gradient_penalty(
         fake: generated samples, the same shape.
         generator: the source of the :math:`\epsilon_i` (on the inputs' device).
         weight: :math:`\lambda \ge 0` (1 returns the bare penalty).
+        sample_dims: leading axes that index samples (2 for stacked critics' ``(E, N, *shape)``
+            batches: one interpolate, norm and penalty term per member and sample).
     """
     if weight < 0:
         raise ConfigError(f"the gradient-penalty weight must be >= 0, got {weight}")
@@ -130,13 +133,18 @@ def gradient_penalty(
             f"real and generated batches must have the same shape, got {tuple(real.shape)} "
             f"and {tuple(fake.shape)}"
         )
-    n = real.shape[0]
+    if not 1 <= sample_dims < real.dim():
+        raise UsageError(f"sample_dims must be in [1, {real.dim() - 1}], got {sample_dims}")
+    lead = tuple(real.shape[:sample_dims])
     eps = torch.rand(
-        (n,) + (1,) * (real.dim() - 1), generator=generator, device=real.device, dtype=real.dtype
+        lead + (1,) * (real.dim() - sample_dims),
+        generator=generator,
+        device=real.device,
+        dtype=real.dtype,
     )  # (N, 1, ..., 1)
     x_hat = (eps * real.detach() + (1.0 - eps) * fake.detach()).requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
-    norms = grad.flatten(1).norm(dim=1)  # (N,) ||grad_x f(x_hat_i)||_2, one per sample
+    norms = grad.flatten(sample_dims).norm(dim=-1)  # (N,) ||grad_x f(x_hat_i)||_2 per sample
     return weight * (norms - 1.0).pow(2).mean()
 
 

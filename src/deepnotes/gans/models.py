@@ -34,8 +34,10 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import itertools
 import math
+from collections.abc import Sequence
 
 import torch
 from torch import nn
@@ -229,3 +231,117 @@ def check_generator(generator: nn.Module, data_shape: tuple[int, ...]) -> None:
             f"the generator makes samples of shape {shape} but the data have shape "
             f"{tuple(data_shape)}; match the generator's output to the data"
         )
+
+
+class StackedLinear(nn.Module):
+    r"""``E`` independent linear layers evaluated at once: ``(E, B, in) -> (E, B, out)``,
+    :math:`y_k = x_k W_k^\top + b_k` for member :math:`k` (one batched matrix product).
+
+    Training ``E`` small networks of one architecture (seeds, data sets) as one stacked network
+    costs about as much per step as training one of them, because a step of a small MLP is
+    dominated by per-operation overhead. Members never mix: the output of member ``k`` depends
+    on its own weights and inputs only, so the gradient of a sum of per-member losses is each
+    member's own gradient, and element-wise optimisers (Adam, SGD), weight clipping and
+    spectral normalisation (per member) act on each member as on a separate network
+    (tests/gans/test_models.py pins all of it).
+
+    ``weight`` is ``(E, out, in)`` (each member in ``nn.Linear``'s layout), ``bias`` ``(E, out)``;
+    :attr:`batch_dims` = 1 tells :func:`deepnotes.gans.spectral.spectral_norm` that the leading
+    axis indexes members.
+    """
+
+    batch_dims = 1
+
+    def __init__(self, members: int, in_features: int, out_features: int) -> None:
+        super().__init__()
+        if min(members, in_features, out_features) < 1:
+            raise ConfigError(
+                "members, in_features and out_features must be >= 1, got "
+                f"{members}, {in_features}, {out_features}"
+            )
+        self.members, self.in_features, self.out_features = members, in_features, out_features
+        self.weight = nn.Parameter(torch.empty(members, out_features, in_features))
+        self.bias = nn.Parameter(torch.empty(members, out_features))
+        with torch.no_grad():
+            for k in range(members):  # each member initialised as nn.Linear initialises itself
+                layer = nn.Linear(in_features, out_features)
+                self.weight[k].copy_(layer.weight)
+                self.bias[k].copy_(layer.bias)
+
+    @classmethod
+    def stack(cls, layers: Sequence[nn.Linear]) -> StackedLinear:
+        """The layers' copies stacked as members, in order (all of one shape, with biases)."""
+        shapes = {(lay.in_features, lay.out_features, lay.bias is not None) for lay in layers}
+        if len(layers) < 1 or len(shapes) != 1 or not next(iter(shapes))[2]:
+            raise ConfigError(
+                f"stack needs >= 1 linear layers of one shape, all with biases, got {shapes}"
+            )
+        first = layers[0]
+        out = cls.__new__(cls)
+        nn.Module.__init__(out)
+        out.members, out.in_features, out.out_features = (
+            len(layers),
+            first.in_features,
+            first.out_features,
+        )
+        out.weight = nn.Parameter(torch.stack([layer.weight.detach() for layer in layers]))
+        out.bias = nn.Parameter(torch.stack([layer.bias.detach() for layer in layers]))
+        return out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``(E, B, in)`` -> ``(E, B, out)``."""
+        if x.ndim != 3 or x.shape[0] != self.members or x.shape[2] != self.in_features:
+            raise ValueError(
+                f"expected inputs (E={self.members}, B, {self.in_features}), got {tuple(x.shape)}"
+            )
+        return torch.baddbmm(self.bias.unsqueeze(1), x, self.weight.transpose(1, 2))
+
+    def member(self, k: int) -> nn.Linear:
+        """A detached ``nn.Linear`` copy of member ``k`` (its effective, normalised weight
+        when a parametrization such as spectral norm is registered)."""
+        weight = self.weight  # the effective weight (a parametrization computes it)
+        layer = nn.Linear(
+            self.in_features, self.out_features, dtype=weight.dtype, device=weight.device
+        )
+        with torch.no_grad():
+            layer.weight.copy_(weight[k])
+            layer.bias.copy_(self.bias[k])
+        return layer
+
+    def extra_repr(self) -> str:
+        return f"members={self.members}, in={self.in_features}, out={self.out_features}"
+
+
+def stack_mlps(networks: Sequence[nn.Sequential]) -> nn.Sequential:
+    """Networks of one architecture (``nn.Linear`` layers and parameter-free activations) as
+    one ``nn.Sequential`` of :class:`StackedLinear` members: ``(E, B, in) -> (E, B, out)``.
+    Member ``k`` starts with exactly the weights of ``networks[k]``."""
+    if not networks:
+        raise ConfigError("stack_mlps needs at least one network")
+    layers: list[nn.Module] = []
+    for parts in zip(*networks, strict=True):
+        if isinstance(parts[0], nn.Linear):
+            layers.append(StackedLinear.stack(list(parts)))
+        elif any(True for _ in parts[0].parameters()):
+            kind = type(parts[0]).__name__
+            raise ConfigError(f"stack_mlps stacks linear layers only, got {kind}")
+        else:
+            layers.append(copy.deepcopy(parts[0]))
+    return nn.Sequential(*layers)
+
+
+def unstack_mlp(stacked: nn.Sequential, k: int) -> nn.Sequential:
+    """Member ``k`` of a :func:`stack_mlps` network as a plain ``(B, in) -> (B, out)`` network
+    (a detached copy with the effective weights; read in eval mode, so that a spectral norm's
+    power iteration does not advance)."""
+    was_training = stacked.training
+    stacked.eval()
+    try:
+        return nn.Sequential(
+            *(
+                layer.member(k) if isinstance(layer, StackedLinear) else copy.deepcopy(layer)
+                for layer in stacked
+            )
+        )
+    finally:
+        stacked.train(was_training)

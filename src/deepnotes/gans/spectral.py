@@ -38,26 +38,35 @@ from torch.nn.utils import parametrize
 from deepnotes.core.errors import UsageError
 
 
-def weight_matrix(weight: torch.Tensor, dim: int = 0) -> torch.Tensor:
+def weight_matrix(weight: torch.Tensor, dim: int = 0, batch_dims: int = 0) -> torch.Tensor:
     """``weight`` as a matrix ``(weight.shape[dim], -1)``: dimension ``dim`` moved to the front,
-    the rest flattened."""
-    if weight.dim() < 2:
+    the rest flattened; with ``batch_dims`` leading axes kept (stacked layers, one matrix per
+    member), ``dim`` counts after them and the result is ``(*batch, H, W)``."""
+    if weight.dim() < 2 + batch_dims:
         shape = tuple(weight.shape)
-        raise UsageError(f"spectral norm needs a weight of >= 2 dimensions, got {shape}")
+        raise UsageError(
+            f"spectral norm needs a weight of >= {2 + batch_dims} dimensions, got {shape}"
+        )
     if dim != 0:
-        weight = weight.movedim(dim, 0)
-    return weight.flatten(1)
+        weight = weight.movedim(batch_dims + dim, batch_dims)
+    return weight.flatten(batch_dims + 1)
 
 
 @torch.no_grad()
 def power_iteration(
     matrix: torch.Tensor, u: torch.Tensor, v: torch.Tensor, iters: int, eps: float = 1e-12
 ) -> None:
-    """``iters`` steps of power iteration on ``matrix`` ``(H, W)``, updating the unit vectors
-    ``u`` ``(H,)`` and ``v`` ``(W,)`` in place (left and right singular-vector estimates)."""
+    """``iters`` steps of power iteration on ``matrix`` ``(..., H, W)``, updating the unit
+    vectors ``u`` ``(..., H)`` and ``v`` ``(..., W)`` in place (left and right singular-vector
+    estimates; leading axes index independent matrices)."""
     for _ in range(iters):
-        u.copy_(F.normalize(matrix @ v, dim=0, eps=eps))  # u <- W v / ||W v||
-        v.copy_(F.normalize(matrix.mT @ u, dim=0, eps=eps))  # v <- W^T u / ||W^T u||
+        u.copy_(F.normalize((matrix @ v.unsqueeze(-1)).squeeze(-1), dim=-1, eps=eps))  # W v
+        v.copy_(F.normalize((matrix.mT @ u.unsqueeze(-1)).squeeze(-1), dim=-1, eps=eps))  # W^T u
+
+
+def _sigma(matrix: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """``u^T W v`` per matrix: ``(..., H, W)``, ``(..., H)`` and ``(..., W)`` -> ``(...)``."""
+    return (u.unsqueeze(-2) @ matrix @ v.unsqueeze(-1)).squeeze(-1).squeeze(-1)
 
 
 def largest_singular_value(
@@ -86,40 +95,48 @@ def largest_singular_value(
         torch.randn(w, generator=generator, device=matrix.device, dtype=matrix.dtype), dim=0
     )
     power_iteration(matrix, u, v, iters)
-    return u @ matrix @ v  # sigma = u^T W v
+    return _sigma(matrix, u, v)
 
 
 class SpectralNorm(nn.Module):
     r"""The parametrization :math:`W \mapsto W / \sigma(W)` with a persistent power iteration.
 
     Buffers ``_u`` ``(H,)`` and ``_v`` ``(W,)`` (named as torch's, so that a test can copy
-    them) start random (draw them under ``ctx.seeded``) and are refined by 15 steps at
-    construction; each forward in training mode runs ``n_power_iterations`` more. :math:`\sigma`
-    is computed with detached copies of ``u, v``, so the gradient flows through
-    :math:`u^\top W v` only.
+    them; ``(E, H)`` and ``(E, W)`` for a weight with ``batch_dims=1`` leading member axis,
+    one power iteration per member) start random (draw them under ``ctx.seeded``) and are
+    refined by 15 steps at construction; each forward in training mode runs
+    ``n_power_iterations`` more. :math:`\sigma` is computed with detached copies of ``u, v``,
+    so the gradient flows through :math:`u^\top W v` only.
     """
 
     def __init__(
-        self, weight: torch.Tensor, n_power_iterations: int = 1, dim: int = 0, eps: float = 1e-12
+        self,
+        weight: torch.Tensor,
+        n_power_iterations: int = 1,
+        dim: int = 0,
+        eps: float = 1e-12,
+        batch_dims: int = 0,
     ) -> None:
         super().__init__()
         if n_power_iterations < 1:
             raise UsageError(f"n_power_iterations must be >= 1, got {n_power_iterations}")
         self.n_power_iterations, self.dim, self.eps = n_power_iterations, dim, eps
-        matrix = weight_matrix(weight.detach(), dim)  # (H, W)
-        h, w = matrix.shape
-        self.register_buffer("_u", F.normalize(matrix.new_empty(h).normal_(), dim=0, eps=eps))
-        self.register_buffer("_v", F.normalize(matrix.new_empty(w).normal_(), dim=0, eps=eps))
+        self.batch_dims = batch_dims
+        matrix = weight_matrix(weight.detach(), dim, batch_dims)  # (*batch, H, W)
+        *batch, h, w = matrix.shape
+        u, v = matrix.new_empty(*batch, h).normal_(), matrix.new_empty(*batch, w).normal_()
+        self.register_buffer("_u", F.normalize(u, dim=-1, eps=eps))
+        self.register_buffer("_v", F.normalize(v, dim=-1, eps=eps))
         power_iteration(matrix, self._u, self._v, 15, eps)
 
     def forward(self, weight: torch.Tensor) -> torch.Tensor:
-        matrix = weight_matrix(weight, self.dim)  # (H, W)
+        matrix = weight_matrix(weight, self.dim, self.batch_dims)  # (*batch, H, W)
         if self.training:
             power_iteration(matrix.detach(), self._u, self._v, self.n_power_iterations, self.eps)
         # clones: a later forward's in-place update must not change this graph's u, v
         u, v = self._u.clone(), self._v.clone()
-        sigma = u @ matrix @ v  # u^T W v
-        return weight / sigma
+        sigma = _sigma(matrix, u, v)  # u^T W v, (*batch,)
+        return weight / sigma.reshape(sigma.shape + (1,) * (weight.dim() - self.batch_dims))
 
 
 def spectral_norm(
@@ -127,7 +144,9 @@ def spectral_norm(
 ) -> nn.Module:
     """Register :class:`SpectralNorm` on ``module.<name>`` and return ``module``.
 
-    The output dimension is 1 for transposed convolutions, 0 otherwise.
+    The output dimension is 1 for transposed convolutions, 0 otherwise. A module with a
+    ``batch_dims`` attribute (:class:`deepnotes.gans.models.StackedLinear`) holds one weight
+    per member along its leading axes, and each member is normalised by its own sigma.
     """
     weight = getattr(module, name, None)
     if not isinstance(weight, torch.Tensor):
@@ -135,6 +154,8 @@ def spectral_norm(
     transposed = (nn.ConvTranspose1d, nn.ConvTranspose2d, nn.ConvTranspose3d)
     dim = 1 if isinstance(module, transposed) else 0
     parametrize.register_parametrization(
-        module, name, SpectralNorm(weight, n_power_iterations, dim, eps)
+        module,
+        name,
+        SpectralNorm(weight, n_power_iterations, dim, eps, getattr(module, "batch_dims", 0)),
     )
     return module

@@ -85,6 +85,9 @@ class GANSettings:
     """Instance noise: its standard deviation at step 1, annealed linearly to 0."""
     every: int = 100
     """Steps per round (a record, a checkpoint, an ``evaluate`` call)."""
+    lr_decay: bool = False
+    """Decay both learning rates linearly to 0 over the run (WGAN-GP's and SN-GAN's code do;
+    step ``i`` of ``steps`` uses ``lr * (1 - (i - 1) / steps)``)."""
 
     def __post_init__(self) -> None:
         require(self.loss in LOSSES, f"loss must be one of {LOSSES}, got {self.loss!r}")
@@ -113,6 +116,7 @@ def train_gan(
     tag: str = "gan",
     evaluate: Callable[[int], Mapping[str, Any] | None] | None = None,
     progress: bool = False,
+    members: int | None = None,
 ) -> LoopResult:
     """Train ``generator`` (latent ``(B, latent_dim)`` -> samples) against ``discriminator``
     (samples -> ``(B, 1)`` logits or critic values) in place, as the module docstring says.
@@ -128,6 +132,13 @@ def train_gan(
         tag: the engine loop's name (its checkpoint); one per fit of an experiment.
         evaluate: called after each round (``every`` steps) with the round number.
         progress: show the engine's progress bar.
+        members: train this many independent pairs at once, stacked
+            (:func:`deepnotes.gans.models.stack_mlps`): ``data(n, g)`` returns
+            ``(members, n, *shape)``, the generator maps ``(members, B, latent_dim)`` to
+            ``(members, B, *shape)`` and the discriminator to ``(members, B)`` or
+            ``(members, B, 1)``. Each player minimises the sum of the members' losses (the
+            mean over all samples times ``members``), whose gradient for each member is that
+            member's own; the recorded losses are the members' mean.
 
     Returns:
         The engine's result: a record per round with the mean ``loss_D``, ``loss_G`` (and
@@ -139,8 +150,11 @@ def train_gan(
         DivergenceError: ``loss_D`` or ``loss_G`` became non-finite (or exploded).
     """
     require(latent_dim >= 1, f"latent_dim must be >= 1, got {latent_dim}")
+    require(members is None or members >= 1, f"members must be >= 1 or None, got {members}")
+    lead = () if members is None else (members,)
+    scale = 1 if members is None else members
     device = ctx.device
-    _check_shapes(generator, data, latent_dim, device)
+    _check_shapes(generator, data, latent_dim, device, lead)
     opt_g = torch.optim.Adam(generator.parameters(), lr=settings.lr_g, betas=settings.betas)
     opt_d = torch.optim.Adam(discriminator.parameters(), lr=settings.lr_d, betas=settings.betas)
     data_stream = ctx.stream(tag, "data")
@@ -154,30 +168,38 @@ def train_gan(
         return instance_noise(x, std, aux_stream) if std > 0 else x
 
     def latent() -> torch.Tensor:
-        return torch.randn(n, latent_dim, generator=latent_stream).to(device)  # (B, latent_dim)
+        # (*lead, B, latent_dim)
+        return torch.randn(*lead, n, latent_dim, generator=latent_stream).to(device)
 
     def step(i: int) -> dict[str, float]:
         record: dict[str, float] = {}
+        if settings.lr_decay:  # a function of the step alone, so resuming needs no state
+            factor = 1.0 - (i - 1) / settings.steps
+            for opt, lr in ((opt_g, settings.lr_g), (opt_d, settings.lr_d)):
+                for group in opt.param_groups:
+                    group["lr"] = lr * factor
         for _ in range(settings.n_critic):
-            real = data(n, data_stream).to(device)  # (B, *shape)
+            real = data(n, data_stream).to(device)  # (*lead, B, *shape)
             with torch.no_grad():
-                fake = generator(latent())  # (B, *shape)
+                fake = generator(latent())  # (*lead, B, *shape)
             real_in, fake_in = noisy(real, i), noisy(fake, i)
             loss_d = discriminator_loss(
                 settings.loss, discriminator(real_in), discriminator(fake_in)
             )
             if settings.gp_weight > 0:
-                penalty = gradient_penalty(discriminator, real_in, fake_in, aux_stream)
+                penalty = gradient_penalty(
+                    discriminator, real_in, fake_in, aux_stream, sample_dims=1 + len(lead)
+                )
                 loss_d = loss_d + settings.gp_weight * penalty
                 record["penalty"] = float(penalty.detach())
             opt_d.zero_grad(set_to_none=True)
-            loss_d.backward()
+            (scale * loss_d).backward()
             opt_d.step()
             if settings.clip is not None:
                 clip_weights(discriminator, settings.clip)
         loss_g = generator_loss(settings.loss, discriminator(noisy(generator(latent()), i)))
         opt_g.zero_grad(set_to_none=True)
-        loss_g.backward()
+        (scale * loss_g).backward()
         opt_g.step()
         record["loss_D"] = float(loss_d.detach())
         record["loss_G"] = float(loss_g.detach())
@@ -205,15 +227,27 @@ def train_gan(
 
 
 def _check_shapes(
-    generator: nn.Module, data: DataFn, latent_dim: int, device: torch.device
+    generator: nn.Module,
+    data: DataFn,
+    latent_dim: int,
+    device: torch.device,
+    lead: tuple[int, ...] = (),
 ) -> None:
     """A generator whose samples' shape differs from the data's is a configuration error
-    (probed on two zero codes and two samples of a throwaway stream)."""
-    real = data(2, torch.Generator().manual_seed(0))
+    (probed on a few zero codes and samples of a throwaway stream; ``lead`` = the members axis
+    of stacked pairs, which both must have too)."""
+    n = lead[0] + 1 if lead else 2  # a batch size that cannot pass for the members axis
+    real = data(n, torch.Generator().manual_seed(0))
     with torch.no_grad():
-        fake = generator(torch.zeros(2, latent_dim, device=device))
-    if tuple(fake.shape[1:]) != tuple(real.shape[1:]):
+        fake = generator(torch.zeros(*lead, n, latent_dim, device=device))
+    if tuple(real.shape[: len(lead)]) != lead:
         raise ConfigError(
-            f"the generator's output shape {tuple(fake.shape[1:])} does not match the data's "
-            f"sample shape {tuple(real.shape[1:])} (latent_dim={latent_dim})"
+            f"the data's batches have shape {tuple(real.shape)}; expected {lead[0]} members "
+            f"stacked on the first axis, (members, n, *shape)"
+        )
+    k = len(lead) + 1
+    if tuple(fake.shape[k - 1 :]) != tuple(real.shape[k - 1 :]):
+        raise ConfigError(
+            f"the generator's output shape {tuple(fake.shape[k:])} does not match the data's "
+            f"sample shape {tuple(real.shape[k:])} (latent_dim={latent_dim})"
         )
