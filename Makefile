@@ -37,8 +37,13 @@ clean:
 readme: $(VENV)
 	$(BIN)/deepnotes report --readme README.md
 
-# Side-by-side speed measurements (benchmarks/); installs the peers of the `.[bench]` extra.
+# Side-by-side speed measurements (benchmarks/); installs the peers of the `.[bench]` extra and
+# torchattacks without its declared torchvision dependency (unused by FGSM/PGD; it would pull a
+# CUDA torch), so never as a runtime dependency.
 bench: $(VENV)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m pip install --quiet --no-deps torchattacks==3.5.1
+	$(BIN)/python -m pip install --quiet scipy tqdm requests
 	$(BIN)/python benchmarks/conv.py
 	$(BIN)/python benchmarks/attention.py
+	$(BIN)/python benchmarks/attacks_vs_torchattacks.py --threads 1

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import time
 from pathlib import Path
 from unittest import mock
 
@@ -43,6 +44,21 @@ def test_step_mode_rounds_and_records(tmp_path: Path) -> None:
     assert [r["loss"] for r in result.history] == [2.0, 5.0, 7.0]  # mean over the round
     assert [r["eval"] for r in result.history] == [10.0, 20.0, 30.0]
     assert result.steps == 7 and result.rounds == 3 and not result.stopped_early
+
+
+def test_step_seconds_count_the_steps_and_not_the_evaluation(tmp_path: Path) -> None:
+    def step(i: int) -> dict[str, float]:
+        time.sleep(0.01)
+        return {"loss": 1.0}
+
+    def slow_evaluation(r: int) -> dict[str, float]:
+        time.sleep(0.1)
+        return {}
+
+    loop = Loop(make_ctx(tmp_path), tag="timed", progress=False)
+    result = loop.run(step, steps=6, every=3, evaluate=slow_evaluation)
+    assert result.step_seconds >= 0.06  # six steps of at least 10 ms
+    assert result.seconds - result.step_seconds >= 0.2  # two evaluations of 100 ms, not counted
 
 
 def test_epoch_mode_weights_by_n(tmp_path: Path) -> None:

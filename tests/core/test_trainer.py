@@ -378,11 +378,44 @@ def test_epoch_hook_sees_each_epochs_weights_and_extends_the_record(tmp_path: Pa
         clashing.fit(train, val)
 
 
-def _fit(tmp_path: Path, resume: bool, crash_after: int | None = None):
-    """Fit with dropout, Adam and a cosine schedule (every piece of state matters)."""
+def test_perturb_replaces_training_inputs_only(tmp_path: Path) -> None:
+    """Training on negated inputs learns the mirrored rule: the (perturbed) training accuracy
+    is high while validation, never perturbed, is scored on the clean inputs and is low."""
+    train, val = blobs(200, 1), blobs(100, 2)
+    model = mlp()
+    calls: list[tuple[nn.Module, int]] = []
+
+    def negate(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        calls.append((net, x.shape[0]))
+        return -x
+
+    trainer = Trainer(
+        model,
+        torch.optim.Adam(model.parameters(), lr=0.01),
+        make_ctx(tmp_path),
+        epochs=3,
+        batch_size=50,
+        progress=False,
+        keep="last",
+        perturb=negate,
+    )
+    result = trainer.fit(train, val)
+    assert len(calls) == 3 * 4 and all(net is model and n == 50 for net, n in calls)
+    assert result.history[-1]["train_acc"] > 0.9
+    assert result.history[-1]["val_acc"] < 0.1
+
+
+def _fit(tmp_path: Path, resume: bool, crash_after: int | None = None, noisy: bool = False):
+    """Fit with dropout, Adam and a cosine schedule (every piece of state matters); ``noisy``
+    adds input noise drawn from a generator the checkpoint carries as ``state``."""
     torch.manual_seed(0)
     model = mlp(dropout=0.3)
     ctx = make_ctx(tmp_path, resume=resume)
+    noise = torch.Generator().manual_seed(5)
+
+    def add_noise(net: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        return x + torch.randn(x.shape, generator=noise)
+
     trainer = Trainer(
         model,
         torch.optim.Adam(model.parameters(), lr=0.01),
@@ -391,6 +424,8 @@ def _fit(tmp_path: Path, resume: bool, crash_after: int | None = None):
         batch_size=16,
         schedule="cosine",
         progress=False,
+        perturb=add_noise if noisy else None,
+        state={"noise": noise} if noisy else None,
     )
     original = Loop._save
     saves = []
@@ -407,11 +442,12 @@ def _fit(tmp_path: Path, resume: bool, crash_after: int | None = None):
     return result, model
 
 
-def test_resume_after_interruption_is_bitwise_identical(tmp_path: Path) -> None:
-    full, full_model = _fit(tmp_path / "a", resume=False)
+@pytest.mark.parametrize("noisy", [False, True])
+def test_resume_after_interruption_is_bitwise_identical(tmp_path: Path, noisy: bool) -> None:
+    full, full_model = _fit(tmp_path / "a", resume=False, noisy=noisy)
     with pytest.raises(KeyboardInterrupt):
-        _fit(tmp_path / "b", resume=False, crash_after=3)
-    resumed, resumed_model = _fit(tmp_path / "b", resume=True)
+        _fit(tmp_path / "b", resume=False, crash_after=3, noisy=noisy)
+    resumed, resumed_model = _fit(tmp_path / "b", resume=True, noisy=noisy)
     assert resumed.test == full.test
     assert resumed.best_epoch == full.best_epoch
     strip = lambda rows: [{k: v for k, v in r.items() if k != "seconds"} for r in rows]  # noqa: E731
@@ -423,6 +459,18 @@ def test_resume_after_interruption_is_bitwise_identical(tmp_path: Path) -> None:
     log_a = read_metrics(tmp_path / "a" / "metrics.jsonl")
     log_b = read_metrics(tmp_path / "b" / "metrics.jsonl")
     assert strip(log_a) == strip(log_b)
+
+
+def test_state_names_of_the_trainer_are_refused() -> None:
+    model = mlp()
+    with pytest.raises(ValueError, match=r"state names \['model'\]"):
+        Trainer(
+            model,
+            torch.optim.SGD(model.parameters(), lr=0.1),
+            make_ctx(Path("unused")),
+            epochs=1,
+            state={"model": torch.Generator()},
+        )
 
 
 def test_resume_of_a_finished_fit_skips_training(tmp_path: Path) -> None:

@@ -70,6 +70,9 @@ class LoopResult:
     restored_rounds: int
     """Rounds read back from the checkpoint instead of run (0 for a fresh run)."""
     seconds: float
+    step_seconds: float = 0.0
+    """Time spent in the steps of the rounds run by this call (drawing their batches
+    included; evaluation, checkpoints and logging excluded): the cost of training alone."""
 
 
 class Loop:
@@ -162,6 +165,7 @@ class Loop:
                 raise ValueError("epochs= needs batches=, a function of the epoch")
             rounds, unit = epochs, "epoch"
         t0 = time.perf_counter()
+        step_seconds = 0.0
         done, taken, finished = 0, 0, False
         self.history, self.initial, self._stop = [], {}, False
         if self.checkpoint and self.ctx.resume and self.checkpoint_path.exists():
@@ -193,6 +197,7 @@ class Loop:
                     weight += w
                     for key, value in values.items():
                         sums[key] = sums.get(key, 0.0) + w * value
+                step_seconds += time.perf_counter() - t_round
                 if weight == 0:
                     raise ValueError(f"[{self.tag}] {unit} {r} ran no step (empty batches?)")
                 record: dict[str, Any] = {"tag": self.tag, unit: r if unit == "epoch" else taken}
@@ -219,6 +224,7 @@ class Loop:
             stopped_early=done < rounds,
             restored_rounds=restored,
             seconds=time.perf_counter() - t0,
+            step_seconds=step_seconds,
         )
 
     # ------------------------------------------------------------------ internals

@@ -54,6 +54,10 @@ from deepnotes.core.schedules import make_scheduler
 MetricFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]
 """A metric maps (model output, target) to one value per example; the Trainer averages them."""
 
+Perturb = Callable[[nn.Module, torch.Tensor, torch.Tensor], torch.Tensor]
+"""Maps (model, inputs, targets) of a training batch to the inputs trained on instead, e.g. an
+attack's adversarial examples (adversarial training on the robust loss)."""
+
 EpochHook = Callable[["Trainer", int], Mapping[str, float] | None]
 """Called as ``hook(trainer, epoch)`` after each epoch's validation, while the model holds that
 epoch's weights; the numbers it returns join the epoch's record."""
@@ -84,6 +88,9 @@ class FitResult:
     test: dict[str, float] | None = None
     test_outputs: torch.Tensor | None = None
     seconds: float = 0.0
+    train_seconds: float = 0.0
+    """Time in the training steps of the epochs this call ran (no evaluation, checkpoints or
+    logging): what a per-epoch training cost is measured from."""
     kept_epoch: int = 0
 
 
@@ -118,6 +125,13 @@ class Trainer:
             experiments about where training ends, such as snapshots or weight averages).
         on_epoch_end: an :data:`EpochHook`, e.g. to score the training set in eval mode; what it
             returns is added to the epoch's record (history, ``metrics.jsonl``, checkpoint).
+        perturb: a :data:`Perturb` applied to every training batch before the forward pass
+            (called with the unwrapped model); the loss, metrics and update use its output.
+            Validation and test batches are never perturbed. It must leave the model in
+            training mode and its parameters' gradients as it found them.
+        state: more state the checkpoint must carry for a resumed fit to equal an uninterrupted
+            one, by name (anything the engine tracks: e.g. the ``torch.Generator`` a
+            ``perturb`` draws its random starts from).
     """
 
     def __init__(
@@ -144,6 +158,8 @@ class Trainer:
         explode_factor: float | None = 1e4,
         keep: str = "best",
         on_epoch_end: EpochHook | None = None,
+        perturb: Perturb | None = None,
+        state: Mapping[str, Any] | None = None,
     ) -> None:
         self.metrics = dict({"acc": accuracy} if metrics is None else metrics)
         if keep not in ("best", "last"):
@@ -188,6 +204,11 @@ class Trainer:
         self.explode_factor = explode_factor
         self.keep = keep
         self.on_epoch_end = on_epoch_end
+        self.perturb = perturb
+        self.state = dict(state or {})
+        clash = sorted(set(self.state) & {"model", "optimizer", "selection", "scheduler"})
+        if clash:
+            raise ValueError(f"state names {clash} are the Trainer's own; choose other names")
         self.world = ctx.distributed.world_size
         self.rank = ctx.distributed.rank
         self._test_done = False
@@ -226,6 +247,7 @@ class Trainer:
         }
         if scheduler is not None:
             track["scheduler"] = scheduler
+        track.update(self.state)
         loop = Loop(
             self.ctx,
             tag=self.tag,
@@ -246,6 +268,8 @@ class Trainer:
 
         def step(batch: tuple[torch.Tensor, torch.Tensor]) -> dict[str, Any]:
             x, y = batch
+            if self.perturb is not None:
+                x = self.perturb(self.model, x, y)
             output = net(x)
             loss = self.loss_fn(output, y)
             n = y.shape[0]
@@ -302,6 +326,7 @@ class Trainer:
             best=best,
             history=history,
             kept_epoch=best_epoch if self.keep == "best" else outcome.rounds,
+            train_seconds=outcome.step_seconds,
         )
         if test is not None:
             result.test, result.test_outputs = self.evaluate_test(test)
