@@ -7,10 +7,11 @@ Goodfellow et al. (2015), PGD of Madry et al. (2018); the anchor is the PyTorch 
 at eps 0.3 (the numbers quoted by issue 16).
 
 Both standard classifiers of :mod:`deepnotes.robustness.models` are trained once
-(:func:`~deepnotes.robustness.models.fit_classifier`, tags ``"mlp"`` and ``"cnn"``, default
-settings: the cache key other robustness experiments share) and attacked on the whole test split
-with FGSM and with PGD (``pgd_steps`` steps of ``2.5 eps / steps``, a uniform random start,
-``restarts`` restarts), in the L-inf ball over ``eps_linf`` and in the L2 ball over ``eps_l2``.
+(:func:`~deepnotes.robustness.models.fit_classifier`, tags ``"standard-mlp"`` and
+``"standard-cnn"``, default settings, as in the other robustness experiments) and attacked on
+the whole test split with FGSM and with PGD (``pgd_steps`` steps of ``2.5 eps / steps``, a
+uniform random start, ``restarts`` restarts), in the L-inf ball over ``eps_linf`` and in the L2
+ball over ``eps_l2``.
 
 The grids, fixed in advance: the digits are 8x8 images with 17 grey levels (pixels k/16), so
 one grey level is 0.0625. ``eps_linf = (0, 0.02, 0.05, 0.1, 0.15, 0.2, 0.3)``: 0.02 and 0.05 lie
