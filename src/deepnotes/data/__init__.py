@@ -1,6 +1,7 @@
 """Data sets: the embedded digits, loaders for files users bring (MNIST IDX, CIFAR-10, parallel
 text), image splits over all three (``image_splits``), the random shifts used to augment images,
-procedural sequence tasks (the adding problem, copy/reverse/sort, date translation), and the
+procedural sequence tasks (the adding problem, copy/reverse/sort, date translation), text for the
+language room (a planted grammar corpus, plain-text files users bring), and the
 gymnasium environments of the RL room, made and evaluated one way (:mod:`deepnotes.data.envs`).
 
 Nothing here downloads: the digits ship with scikit-learn, everything else is read from a path.
@@ -26,6 +27,22 @@ from deepnotes.data.files import (
     write_idx,
 )
 from deepnotes.data.images import IMAGE_SOURCES, NATIVE_SIDE, image_splits
+from deepnotes.data.language import (
+    BERT_TOKENS,
+    CATEGORIES,
+    FUNCTION_WORDS,
+    POLYSEMOUS,
+    RIGHT_ONLY,
+    SYNONYMS,
+    TOPIC_NAMES,
+    PlantedCorpus,
+    TextCorpus,
+    category_words,
+    encode_sentences,
+    language_vocabulary,
+    planted_corpus,
+    read_text_corpus,
+)
 from deepnotes.data.parallel import (
     EOS_ID,
     PAD_ID,
@@ -60,47 +77,61 @@ from deepnotes.data.sequences import (
 from deepnotes.data.splits import stratified_split
 
 __all__ = [
+    "BERT_TOKENS",
+    "CATEGORIES",
     "DATE_FIELDS",
     "DATE_FORMATS",
     "DEFAULT_MAX_BYTES",
     "EOS_ID",
+    "FUNCTION_WORDS",
     "IMAGE_SOURCES",
     "MAX_BYTES_ENV",
     "MNIST_MAX_SIDE",
     "NATIVE_SIDE",
     "PAD_ID",
+    "POLYSEMOUS",
+    "RIGHT_ONLY",
     "SOS_ID",
     "SPECIAL_TOKENS",
     "SYMBOL_TASKS",
+    "SYNONYMS",
     "TARGET_FORMATS",
+    "TOPIC_NAMES",
     "UNK_ID",
     "AddingBatch",
     "BoundedReader",
     "DateExample",
     "DateSplits",
     "ParallelCorpus",
+    "PlantedCorpus",
     "RandomShift",
     "Splits",
+    "TextCorpus",
     "TokenBatch",
     "Vocabulary",
     "adding_problem",
     "alignment_mask",
+    "category_words",
     "check_class_labels",
     "date_batch",
     "date_example",
     "date_splits",
     "date_vocabulary",
     "digits",
+    "encode_sentences",
     "image_splits",
+    "language_vocabulary",
     "load_cifar10",
     "load_digits_arrays",
     "load_mnist",
     "load_parallel_corpus",
     "make_batch",
     "max_bytes",
+    "planted_corpus",
     "read_file",
     "read_idx",
     "read_parallel_text",
+    "read_text_corpus",
     "stratified_split",
     "symbol_task",
     "symbol_vocabulary",
