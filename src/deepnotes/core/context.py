@@ -53,6 +53,7 @@ from deepnotes.core.progress import Progress
 from deepnotes.core.registry import Experiment, Outcome, complete, get_experiment
 from deepnotes.core.seeding import derive_seed, resolve_device, seed_everything, seeded
 from deepnotes.core.text import shorten
+from deepnotes.core.threads import limit_threads
 
 try:
     import fcntl
@@ -414,23 +415,14 @@ def _run_in_folder(
     seed_everything(seed)
     started = datetime.now(timezone.utc)
     t0 = time.perf_counter()
-    previous_threads = torch.get_num_threads()
-    blas_limit = contextlib.nullcontext()
-    if threads is not None:
-        torch.set_num_threads(threads)
-        # NumPy's BLAS too: a small matmul on a busy CPU is 100x slower with every core's thread
-        from threadpoolctl import threadpool_limits
-
-        blas_limit = threadpool_limits(limits=threads)
     try:
-        with blas_limit:
+        with limit_threads(threads):
             outcome = exp.fn(cfg, ctx)
     except UsageError:
         ctx.metrics.path = None  # the caller removes a new folder: the flush must not restore it
         raise
     finally:
         ctx.metrics.flush()
-        torch.set_num_threads(previous_threads)
     if not isinstance(outcome, Outcome):
         raise TypeError(f"experiment {exp.name!r} returned {type(outcome).__name__}, not Outcome")
     outcome = complete(exp, outcome)
