@@ -71,14 +71,13 @@ folder) trains its own copies with the same tags, settings and keys: identical w
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 import torch
-from torch import Tensor, nn
 
 from deepnotes.core import stats
 from deepnotes.core.config import require
@@ -275,24 +274,6 @@ def train_models(
     return fitted, inner
 
 
-def _pgd_attack(
-    model: nn.Module, cfg: AdvTrainingConfig, eps: float, norm: str, generator: torch.Generator
-) -> Callable[[Tensor, Tensor], Tensor]:
-    def attack(xb: Tensor, yb: Tensor) -> Tensor:
-        return pgd(
-            model,
-            xb,
-            yb,
-            eps,
-            norm=norm,
-            steps=cfg.eval_steps,
-            restarts=cfg.eval_restarts,
-            generator=generator,
-        )
-
-    return attack
-
-
 def measure(cfg: AdvTrainingConfig, ctx: RunContext) -> AdvTrainingMeasurements:
     """Train (or read back) the three models, then attack each at every eps."""
     splits = load_splits(cfg.data, cfg.data_root, cfg.train_limit, ctx.seed)
@@ -308,7 +289,15 @@ def measure(cfg: AdvTrainingConfig, ctx: RunContext) -> AdvTrainingMeasurements:
             model = fitted[name].model
             accs = []
             for eps in cfg.eps_grid:
-                attack = _pgd_attack(model, cfg, eps, "linf", ctx.stream("eval", name, str(eps)))
+                attack = partial(
+                    pgd,
+                    model,
+                    eps=eps,
+                    norm="linf",
+                    steps=cfg.eval_steps,
+                    restarts=cfg.eval_restarts,
+                    generator=ctx.stream("eval", name, str(eps)),
+                )
                 correct, x_adv = correct_under(model, attack, x, y)
                 accs.append(float(correct.mean()))
                 distance = norm_of(x_adv - x, "linf")

@@ -55,14 +55,12 @@ Deviation: the fits are cached per run folder, so this experiment trains its own
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import torch
-from torch import Tensor
 
 from deepnotes.core import stats
 from deepnotes.core.config import require
@@ -202,28 +200,6 @@ def containment_errors(eps: float, dim: int) -> int:
     return errors
 
 
-def _attack(
-    model: torch.nn.Module,
-    cfg: OtherPerturbationsConfig,
-    norm: str,
-    radius: float,
-    generator: torch.Generator,
-) -> Callable[[Tensor, Tensor], Tensor]:
-    def attack(xb: Tensor, yb: Tensor) -> Tensor:
-        return pgd(
-            model,
-            xb,
-            yb,
-            radius,
-            norm=norm,
-            steps=cfg.eval_steps,
-            restarts=cfg.eval_restarts,
-            generator=generator,
-        )
-
-    return attack
-
-
 def measure(cfg: OtherPerturbationsConfig, ctx: RunContext) -> OtherPerturbationsMeasurements:
     """Train (or read back) the standard and PGD-trained models, then score every set."""
     splits = load_splits(cfg.data, cfg.data_root, cfg.train_limit, ctx.seed)
@@ -242,7 +218,15 @@ def measure(cfg: OtherPerturbationsConfig, ctx: RunContext) -> OtherPerturbation
             for norm, multiple in BALLS:
                 name = ball_name(norm, multiple)
                 stream = ctx.stream("attack", model_name, name)
-                attack = _attack(model, cfg, norm, multiple * eps, stream)
+                attack = partial(
+                    pgd,
+                    model,
+                    eps=multiple * eps,
+                    norm=norm,
+                    steps=cfg.eval_steps,
+                    restarts=cfg.eval_restarts,
+                    generator=stream,
+                )
                 ok, x_adv = correct_under(model, attack, x, y)
                 correct[model_name][name] = ok.cpu().numpy()
                 if model_name == "pgd":
