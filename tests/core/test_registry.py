@@ -373,12 +373,17 @@ CURRICULUM = {
     "sequence.why_transformers",
     "vision.activations",
     "vision.batchnorm_init",
+    "vision.deepdream",
+    "vision.detection",
     "vision.digits_cnns",
     "vision.dropout",
     "vision.ensembles",
     "vision.init",
+    "vision.localisation",
     "vision.parameter_counts",
+    "vision.segmentation",
     "vision.skip_connections",
+    "vision.style_transfer",
 }
 """Every experiment of the curriculum: one that stops registering (a module renamed, a
 decorator lost) is caught here."""

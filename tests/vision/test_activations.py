@@ -7,9 +7,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
+from torch.utils.data import TensorDataset
 
 from deepnotes.core.context import run_experiment
 from deepnotes.core.errors import ConfigError
+from deepnotes.vision.deep_nets import plain_mlp
 from deepnotes.vision.experiments import activations as ae
 
 CFG = ae.ActivationsConfig(repeats=4, flow_repeats=6)
@@ -35,7 +38,12 @@ def record(**changes) -> ae.ActivationsMeasurements:
             "sigmoid_small": noisy(0.2),
             "relu_large": noisy(0.95),
         },
-        dead={"relu_init": noisy(0.0), "relu_small": noisy(0.02), "relu_large": noisy(0.3)},
+        dead={
+            "relu_init": noisy(0.0),
+            "relu_small": noisy(0.02),
+            "relu_after_step": noisy(0.35),
+            "relu_large": noisy(0.3),
+        },
         recovered_first={"relu": np.zeros(4), "leaky_relu": noisy(0.3), "elu": noisy(0.4)},
         recovered_all={"relu": noisy(0.4), "leaky_relu": noisy(0.5), "elu": noisy(0.5)},
         moved_first={"relu": np.zeros(4), "leaky_relu": noisy(0.01), "elu": noisy(0.05)},
@@ -84,6 +92,26 @@ def test_diverged_fits_make_their_claims_fail() -> None:
     assert not v["relu_beats_sigmoid"]
     assert not v["relu_large_step_kills"] and not v["large_step_kills_more"]
     assert not v["relu_dead_stay_frozen"]
+
+
+def test_few_dead_units_after_the_large_step_do_not_hold() -> None:
+    dead = dict(record().dead)
+    dead["relu_large"] = np.array([0.09, 0.12, 0.08, 0.10])  # around 10%, not above it
+    v = verdicts(record(dead=dead))
+    assert not v["relu_large_step_kills"]
+
+
+def test_large_step_helper_is_one_plain_sgd_step() -> None:
+    x, y = torch.randn(40, 8), torch.randint(0, 3, (40,))
+    torch_gen = torch.Generator().manual_seed(0)
+    net = plain_mlp(8, 6, 2, 3, activation="relu", init="he")
+    reference = [p.detach().clone() for p in net.parameters()]
+    pick = torch.randperm(40, generator=torch.Generator().manual_seed(0))[:16]
+    loss = torch.nn.functional.cross_entropy(net(x[pick]), y[pick])
+    grads = torch.autograd.grad(loss, list(net.parameters()))
+    ae._large_step(net, TensorDataset(x, y), 3.0, 16, torch_gen)
+    for p, p0, g in zip(net.parameters(), reference, grads, strict=True):
+        torch.testing.assert_close(p.detach(), p0 - 3.0 * g)
 
 
 def test_a_moving_dead_relu_unit_fails_the_check() -> None:

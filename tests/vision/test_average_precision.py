@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import contextlib
-import io
-
 import numpy as np
 import pytest
 import torch
@@ -13,13 +10,12 @@ from deepnotes.core.errors import ConfigError
 from deepnotes.vision.average_precision import (
     COCO_THRESHOLDS,
     average_precision,
+    cocoeval,
     evaluate,
     match,
 )
 
 pycocotools = pytest.importorskip("pycocotools")
-from pycocotools.coco import COCO  # noqa: E402
-from pycocotools.cocoeval import COCOeval  # noqa: E402
 
 
 def _random_set(seed: int, images: int = 12, classes: int = 3):
@@ -53,50 +49,11 @@ def _random_set(seed: int, images: int = 12, classes: int = 3):
     return det_boxes, det_scores, det_labels, gt_boxes, gt_labels
 
 
-def _coco(det_boxes, det_scores, det_labels, gt_boxes, gt_labels, classes: int) -> COCOeval:
-    def xywh(b):
-        return [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]
-
-    anns, dets = [], []
-    for i, (gb, gl) in enumerate(zip(gt_boxes, gt_labels, strict=True)):
-        for b, c in zip(gb.tolist(), gl.tolist(), strict=True):
-            w = xywh(b)
-            anns.append(
-                {
-                    "id": len(anns) + 1,
-                    "image_id": i + 1,
-                    "category_id": c + 1,
-                    "bbox": w,
-                    "area": w[2] * w[3],
-                    "iscrowd": 0,
-                }
-            )
-    for i, (db, ds, dl) in enumerate(zip(det_boxes, det_scores, det_labels, strict=True)):
-        for b, s, c in zip(db.tolist(), ds.tolist(), dl.tolist(), strict=True):
-            dets.append({"image_id": i + 1, "category_id": c + 1, "bbox": xywh(b), "score": s})
-    gt = COCO()
-    gt.dataset = {
-        "images": [{"id": i + 1} for i in range(len(gt_boxes))],
-        "annotations": anns,
-        "categories": [{"id": c + 1} for c in range(classes)],
-    }
-    with contextlib.redirect_stdout(io.StringIO()):
-        gt.createIndex()
-        dt = gt.loadRes(dets) if dets else COCO()
-        ev = COCOeval(gt, dt, "bbox")
-        ev.params.maxDets = [100]
-        ev.params.areaRng = [[0, 1e10]]
-        ev.params.areaRngLbl = ["all"]
-        ev.evaluate()
-        ev.accumulate()
-    return ev
-
-
 @pytest.mark.parametrize("seed", [0, 1, 2, 3])
 def test_equals_pycocotools_on_random_detections(seed):
     data = _random_set(seed)
     ours = evaluate(*data, classes=[0, 1, 2])
-    ev = _coco(*data, classes=3)
+    ev = cocoeval(*data, classes=[0, 1, 2])
     precision = ev.eval["precision"][:, :, :, 0, 0]  # (T, R, K)
     for k in range(3):
         for t in range(len(COCO_THRESHOLDS)):

@@ -39,6 +39,8 @@ def record(**changes: object) -> ee.EnsemblesMeasurements:
         vote_acc=0.98,
         snapshot_each=[scores(0.96, 0.1), scores(0.978, 0.07)],
         snapshot_growing=[scores(0.96, 0.1), scores(0.98, 0.065)],
+        snapshot_runs_acc=np.array([0.98, 0.98, 0.985]),
+        snapshot_runs_nll=np.array([0.066, 0.055, 0.061]),
         late_snapshots=scores(0.98, 0.065),
         trajectory=scores(0.977, 0.07),
         independent=scores(0.2, 2.0),
@@ -100,6 +102,23 @@ def test_failures_are_seen() -> None:
     assert not verdicts(same)["jensen_nll"]
 
 
+def test_snapshot_claims_are_paired_over_the_runs() -> None:
+    # lower NLL on average, but one run of three is worse: no paired evidence
+    v = verdicts(record(snapshot_runs_nll=np.array([0.05, 0.05, 0.09])))
+    assert not v["snapshot_nll"]
+    # consistently lower by a little: holds
+    v = verdicts(record(snapshot_runs_nll=np.array([0.0789, 0.0692, 0.0741])))
+    assert v["snapshot_nll"]
+    # the accuracy claim compares the means over the runs
+    v = verdicts(record(snapshot_runs_acc=np.array([0.97, 0.975, 0.975])))
+    assert not v["snapshot_accuracy"]
+    m = record()
+    assert m.snapshot_ensemble == {
+        "acc": pytest.approx(0.9817, abs=1e-4),
+        "nll": pytest.approx(0.0607, abs=1e-4),
+    }
+
+
 def test_nan_does_not_hold() -> None:
     v = verdicts(record(ensemble=scores(math.nan, math.nan), seconds_heads=math.nan))
     assert not v["jensen_nll"] and not v["accuracy_at_least_mean"] and not v["head_time_ratio"]
@@ -138,7 +157,8 @@ def test_ensembles_tiny(tmp_path: Path) -> None:
     heads = 64 * 16 + 16 + 2 * (16 * 10 + 10)
     assert (m["params_full_net"], m["params_head_ensemble"]) == (full, heads)
     assert m["steps_per_run"] == 2 * math.ceil(len(digits(seed=0).train) / 256)
-    assert len(list((result.run_dir / "cache").glob("fit-*.pt"))) == 2 + 2  # members, snap, heads
+    # two members, their two snapshot twins, the heads
+    assert len(list((result.run_dir / "cache").glob("fit-*.pt"))) == 2 + 2 + 1
     for key in ("ensemble_acc", "snapshot_ensemble_acc", "independent_average_acc"):
         assert 0.0 <= m[key] <= 1.0
     assert [Path(f).name for f in record["figures"]] == ["ensembles_cost.png", "snapshots.png"]

@@ -21,8 +21,11 @@ the classes with ground truth and over the IoU thresholds (COCO's 0.5:0.05:0.95 
 
 from __future__ import annotations
 
+import contextlib
+import io
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -179,3 +182,72 @@ def evaluate(
             tp = np.concatenate(hits[t]) if hits[t] else np.zeros(0, dtype=bool)
             ap[t, k] = average_precision(pooled, tp, num_gt, interpolation)
     return Evaluation(thresholds=thr, classes=list(classes), ap=ap)
+
+
+def cocoeval(
+    det_boxes: Sequence[Tensor],
+    det_scores: Sequence[Tensor],
+    det_labels: Sequence[Tensor],
+    gt_boxes: Sequence[Tensor],
+    gt_labels: Sequence[Tensor],
+    classes: Sequence[int],
+) -> Any:
+    """pycocotools' ``COCOeval`` (bbox, maxDets 100, area range "all", no crowd boxes), run on
+    the same inputs as :func:`evaluate`: the independent reference this module is checked
+    against. Image ``i`` becomes COCO image ``i + 1`` and class ``c`` category ``c + 1``; boxes
+    are converted to COCO's ``[x, y, w, h]``. Its ``eval["precision"][t, r, k, 0, 0]`` is the
+    101-point precision envelope (-1 where class ``k`` has no ground truth).
+
+    Raises:
+        ImportError: pycocotools is not installed (it is a test dependency: ``.[dev]``).
+    """
+    try:
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+    except ImportError as err:
+        raise ImportError(
+            "cocoeval needs pycocotools (pip install pycocotools, or the project's dev extra)"
+        ) from err
+
+    def xywh(b: Sequence[float]) -> list[float]:
+        return [float(b[0]), float(b[1]), float(b[2] - b[0]), float(b[3] - b[1])]
+
+    anns: list[dict[str, Any]] = []
+    for i, (gb, gl) in enumerate(zip(gt_boxes, gt_labels, strict=True)):
+        for b, c in zip(torch.as_tensor(gb).tolist(), torch.as_tensor(gl).tolist(), strict=True):
+            box = xywh(b)
+            anns.append(
+                {
+                    "id": len(anns) + 1,
+                    "image_id": i + 1,
+                    "category_id": int(c) + 1,
+                    "bbox": box,
+                    "area": box[2] * box[3],
+                    "iscrowd": 0,
+                }
+            )
+    results = [
+        {"image_id": i + 1, "category_id": int(c) + 1, "bbox": xywh(b), "score": float(s)}
+        for i, (db, ds, dl) in enumerate(zip(det_boxes, det_scores, det_labels, strict=True))
+        for b, s, c in zip(
+            torch.as_tensor(db).tolist(),
+            torch.as_tensor(ds).tolist(),
+            torch.as_tensor(dl).tolist(),
+            strict=True,
+        )
+    ]
+    gt = COCO()
+    gt.dataset = {
+        "images": [{"id": i + 1} for i in range(len(gt_boxes))],
+        "annotations": anns,
+        "categories": [{"id": int(c) + 1} for c in classes],
+    }
+    with contextlib.redirect_stdout(io.StringIO()):  # pycocotools prints its progress
+        gt.createIndex()
+        ev = COCOeval(gt, gt.loadRes(results) if results else COCO(), "bbox")
+        ev.params.maxDets = [100]
+        ev.params.areaRng = [[0, 1e10]]
+        ev.params.areaRngLbl = ["all"]
+        ev.evaluate()
+        ev.accumulate()
+    return ev

@@ -1,5 +1,5 @@
 r"""Box operations of detection (notes, discussion 5, sections 1-2): IoU, anchor encoding,
-non-maximum suppression, anchors and RoI pooling.
+non-maximum suppression, anchors, RoI pooling and RoIAlign.
 
 Boxes are ``(x1, y1, x2, y2)`` in pixels with ``x1 <= x2`` and ``y1 <= y2``; width ``x2 - x1``
 and height ``y2 - y1`` (continuous coordinates, as COCO's ``[x, y, w, h]`` with
@@ -183,4 +183,120 @@ def roi_pool(
         out.append(F.adaptive_max_pool2d(crop, output_size))
     if not out:
         return features.new_zeros((0, features.shape[1], *output_size))
+    return torch.cat(out, 0)
+
+
+def _axis_weights(
+    start: Tensor, length: Tensor, bins: int, grid: int, size: int, aligned: bool
+) -> Tensor:
+    """RoIAlign along one axis as a matrix (K, bins, size): row ``p`` holds the weights of the
+    ``size`` cells in the mean over bin ``p``'s ``grid`` samples of their bilinear
+    interpolation.
+
+    Sample ``j`` of bin ``p`` is at ``start + (p + (j + 0.5) / grid) * length / bins``. A sample
+    outside ``[-1, size]`` weighs nothing; one in ``[-1, 0)`` is clamped to 0 and one past the
+    last cell centre to it (Mask R-CNN's reference implementation in Detectron and
+    torchvision). Bilinear interpolation and the bin mean are both separable in x and y, so
+    RoIAlign is ``A_y F A_x^T`` per channel.
+    """
+    if not aligned:  # the original layer forces a RoI of at least one cell
+        length = length.clamp(min=1.0)
+    frac = (torch.arange(bins * grid, dtype=start.dtype, device=start.device) + 0.5) / grid
+    coords = start[:, None] + frac[None] * (length / bins)[:, None]  # (K, bins * grid)
+    inside = ((coords >= -1.0) & (coords <= size)).to(coords.dtype)
+    c = coords.clamp(min=0.0)
+    low = c.floor().long().clamp(max=size - 1)
+    high = (low + 1).clamp(max=size - 1)
+    c = torch.where(low >= size - 1, low.to(c.dtype), c)
+    w_high = (c - low.to(c.dtype)) * inside
+    w_low = (1.0 - (c - low.to(c.dtype))) * inside
+    weights = coords.new_zeros((*coords.shape, size))  # (K, bins * grid, size)
+    weights.scatter_add_(2, low[..., None], w_low[..., None])
+    weights.scatter_add_(2, high[..., None], w_high[..., None])
+    return weights.reshape(coords.shape[0], bins, grid, size).mean(2)
+
+
+def _roi_align(
+    features: Tensor,
+    rois: Tensor,
+    output_size: tuple[int, int],
+    spatial_scale: float,
+    grid: tuple[int, int],
+    aligned: bool,
+) -> Tensor:
+    """RoIAlign of rois (K, 5) with ``grid = (gh, gw)`` samples per bin: (K, C, oh, ow)."""
+    oh, ow = output_size
+    _, _, height, width = features.shape
+    offset = 0.5 if aligned else 0.0
+    x1 = rois[:, 1] * spatial_scale - offset
+    y1 = rois[:, 2] * spatial_scale - offset
+    roi_w = rois[:, 3] * spatial_scale - offset - x1
+    roi_h = rois[:, 4] * spatial_scale - offset - y1
+    a_y = _axis_weights(y1, roi_h, oh, grid[0], height, aligned)  # (K, oh, H)
+    a_x = _axis_weights(x1, roi_w, ow, grid[1], width, aligned)  # (K, ow, W)
+    per_roi = features[rois[:, 0].long()]  # (K, C, H, W)
+    return torch.einsum("koh,kchw,kpw->kcop", a_y, per_roi, a_x)
+
+
+def roi_align(
+    features: Tensor,
+    rois: Tensor,
+    output_size: tuple[int, int],
+    spatial_scale: float = 1.0,
+    sampling_ratio: int = 2,
+    aligned: bool = True,
+) -> Tensor:
+    r"""RoIAlign (Mask R-CNN, He et al. 2017, section 3): (K, C, oh, ow) from features
+    (N, C, H, W) and rois (K, 5) rows ``(batch index, x1, y1, x2, y2)`` in input pixels.
+
+    No rounding: the RoI, scaled by ``spatial_scale`` to continuous feature coordinates (cell
+    ``(i, j)`` has its centre at ``(j + 0.5, i + 0.5)`` when ``aligned``), is split into
+    ``oh x ow`` equal bins; each bin is sampled at a regular ``g x g`` grid of points (``g =
+    sampling_ratio``; ``sampling_ratio <= 0`` takes ``g = ceil(bin size)`` per RoI and axis,
+    the adaptive rule), each point is read by bilinear interpolation of the four nearest cell
+    centres, and the bin is the mean of its points. Sample ``j`` of bin ``p`` along x is at
+    :math:`x_1 + (p + (j + 1/2) / g)\, w / o_w`.
+
+    ``aligned=True`` shifts the scaled RoI by -0.5 so that a pixel's centre lands on a cell's
+    centre (Detectron2's fix of the half-pixel misalignment); ``aligned=False`` is the original
+    paper's layer, which also forces RoIs of at least one cell. A point more than one cell
+    outside the map contributes 0 (and still counts in the bin's mean); coordinates in
+    ``[-1, 0)`` or past the last cell centre are clamped to the border, as Detectron and
+    torchvision do. Differentiable in ``features``.
+
+    Example:
+        >>> f = torch.arange(16.0).reshape(1, 1, 4, 4)
+        >>> roi_align(f, torch.tensor([[0.0, 0, 0, 4, 4]]), (1, 1)).item()  # mean of the map
+        7.5
+    """
+    if features.ndim != 4:
+        raise ConfigError(f"features must be (N, C, H, W), got {tuple(features.shape)}")
+    rois = torch.as_tensor(rois)
+    if rois.ndim != 2 or rois.shape[1] != 5:
+        raise ConfigError(
+            f"rois must be (K, 5) rows (batch index, x1, y1, x2, y2), got {tuple(rois.shape)}"
+        )
+    check_boxes(rois[:, 1:], "rois[:, 1:]")
+    oh, ow = output_size
+    if oh < 1 or ow < 1 or spatial_scale <= 0:
+        raise ConfigError(
+            f"need output_size >= (1, 1) and spatial_scale > 0, got {output_size}, {spatial_scale}"
+        )
+    n = features.shape[0]
+    if rois.shape[0] and ((rois[:, 0] < 0) | (rois[:, 0] >= n) | (rois[:, 0] % 1 != 0)).any():
+        raise ConfigError(f"roi batch indices must be integers in [0, {n}), got {rois[:, 0]}")
+    rois = rois.to(features.dtype)
+    if rois.shape[0] == 0:
+        return features.new_zeros((0, features.shape[1], oh, ow))
+    if sampling_ratio > 0:
+        grid = (sampling_ratio, sampling_ratio)
+        return _roi_align(features, rois, (oh, ow), spatial_scale, grid, aligned)
+    out = []
+    for roi in rois:  # adaptive: the grid depends on each RoI's size
+        w = float(roi[3] - roi[1]) * spatial_scale
+        h = float(roi[4] - roi[2]) * spatial_scale
+        if not aligned:
+            w, h = max(w, 1.0), max(h, 1.0)
+        grid = (max(1, math.ceil(h / oh)), max(1, math.ceil(w / ow)))
+        out.append(_roi_align(features, roi[None], (oh, ow), spatial_scale, grid, aligned))
     return torch.cat(out, 0)

@@ -103,16 +103,20 @@ class InvertedDropout(nn.Module):
 
 
 class DropoutMLP(nn.Module):
-    """The notes' network: ``[Linear -> ReLU -> InvertedDropout] * len(hidden) -> Linear``.
+    """The notes' network: ``[Linear -> ReLU -> InvertedDropout] * len(hidden) -> Linear``,
+    optionally with dropout on the input as well (Srivastava et al. 2014 keep inputs with
+    probability 0.8 and hidden units with 0.5).
 
-    With ``p_keep=1`` it has no dropout layers and, built from the same seed, the same weights as
-    with any other ``p_keep`` (dropout has no parameters): the pair differs only by the masks.
+    With ``p_keep=1`` (and ``p_keep_input=1``) it has no dropout layers and, built from the same
+    seed, the same weights as with any other keep probabilities (dropout has no parameters): the
+    pair differs only by the masks.
 
     Arguments:
         in_features: input size D (images are flattened).
         hidden: widths of the hidden layers.
         out_features: number of classes.
         p_keep: keep probability of the dropout after every hidden ReLU (1: no dropout).
+        p_keep_input: keep probability of the dropout on the input (1: none).
 
     Example:
         >>> net = DropoutMLP(64, (256, 256), 10, p_keep=0.5)
@@ -121,16 +125,23 @@ class DropoutMLP(nn.Module):
     """
 
     def __init__(
-        self, in_features: int, hidden: Sequence[int], out_features: int, p_keep: float = 1.0
+        self,
+        in_features: int,
+        hidden: Sequence[int],
+        out_features: int,
+        p_keep: float = 1.0,
+        p_keep_input: float = 1.0,
     ) -> None:
         super().__init__()
         p_keep = _check_keep(p_keep)
+        p_keep_input = _check_keep(p_keep_input)
         if min((in_features, out_features, *hidden)) < 1:
             raise ValueError(
                 f"sizes must be >= 1, got in_features={in_features}, hidden={tuple(hidden)}, "
                 f"out_features={out_features}"
             )
         layers: list[nn.Module] = []
+        self.input_dropout = InvertedDropout(p_keep_input) if p_keep_input < 1.0 else None
         width = in_features
         for h in hidden:
             layers += [nn.Linear(width, h), nn.ReLU()]  # H = max(0, W x + b)
@@ -140,10 +151,15 @@ class DropoutMLP(nn.Module):
         layers.append(nn.Linear(width, out_features))
         self.net = nn.Sequential(*layers)
         self.p_keep = p_keep
+        self.p_keep_input = p_keep_input
 
     @property
     def dropout_layers(self) -> list[InvertedDropout]:
+        """The hidden layers' dropout (the input's, if any, is :attr:`input_dropout`)."""
         return [m for m in self.net if isinstance(m, InvertedDropout)]
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x.flatten(1))  # (B, D) -> (B, out_features)
+        x = x.flatten(1)  # (B, D)
+        if self.input_dropout is not None:
+            x = self.input_dropout(x)  # X *= U_0
+        return self.net(x)  # (B, D) -> (B, out_features)
