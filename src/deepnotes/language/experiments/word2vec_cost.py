@@ -39,6 +39,13 @@ the claim is about the work of a step, and with two threads the larger full-soft
 parallelise better than the small ones, which flattened the measured exponent to 0.76 in a
 seed-0 tour (1.02-1.10 on one thread); the single-thread timing was introduced after that run,
 the thresholds were not changed. On a busy machine the medians carry the noise.
+
+``softmax_slope`` is marked a known failure because it is not reliable (:data:`SLOPE_UNRELIABLE`):
+across single-thread runs at seed 0 it measured 0.93-1.21 in fresh processes and 0.65 in one
+66-experiment tour process (issue 19's tour), where the step at the largest vocabulary took
+9.4 ms against 17-34 ms elsewhere. A step has a fixed cost of about 1 ms besides its O(|V|)
+work, so the exponent over |V| = 125..2,111 depends on how the process's memory allocator and
+caches serve the larger steps; the threshold is unchanged.
 """
 
 from __future__ import annotations
@@ -72,6 +79,12 @@ from deepnotes.sequence.complexity import power_law_exponent
 
 OBJECTIVES = ("softmax", "negative")
 SOFTMAX_SLOPE = 0.8
+SLOPE_UNRELIABLE = (
+    "not reliable: on one thread at seed 0 the exponent measured 0.93-1.21 in fresh processes "
+    "and 0.65 in a 66-experiment tour process, whose step at |V| = 2,111 took 9.4 ms against "
+    "17-34 ms elsewhere; with a fixed cost of about 1 ms per step besides the O(|V|) work, the "
+    "exponent over this range of |V| depends on how the process serves the larger steps"
+)
 """The full softmax's time-per-step exponent in |V| must be at least this (issue 17)."""
 NEGATIVE_SLOPE = 0.2
 """Negative sampling's exponent must be at most this (issue 17)."""
@@ -284,6 +297,7 @@ def claims(m: CostMeasurements, cfg: CostConfig) -> list[Claim]:
             m.slope("softmax"),
             SOFTMAX_SLOPE,
             f"median ms per step {ms['softmax']} at |V| = {sizes}",
+            known_failure=SLOPE_UNRELIABLE,
             key="softmax_slope",
         ),
         Claim.at_most(
