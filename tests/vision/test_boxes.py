@@ -187,14 +187,16 @@ def test_roi_align_gradients_flow_to_the_features():
     )
 
 
-def test_roi_align_refuses_bad_input_and_accepts_no_roi():
+@pytest.mark.parametrize("layer", [roi_align, roi_pool])
+def test_roi_layers_refuse_bad_input_and_accept_no_roi(layer):
     f = torch.zeros(1, 2, 4, 4)
     with pytest.raises(ConfigError, match=r"\(N, C, H, W\)"):
-        roi_align(torch.zeros(2, 4, 4), torch.zeros(1, 5), (2, 2))
+        layer(torch.zeros(2, 4, 4), torch.zeros(1, 5), (2, 2))
     with pytest.raises(ConfigError, match=r"\(K, 5\)"):
-        roi_align(f, torch.zeros(1, 4), (2, 2))
+        layer(f, torch.zeros(1, 4), (2, 2))
     with pytest.raises(ConfigError, match="degenerate"):
-        roi_align(f, torch.tensor([[0.0, 3, 0, 1, 2]]), (2, 2))
-    with pytest.raises(ConfigError, match="batch indices"):
-        roi_align(f, torch.tensor([[1.0, 0, 0, 2, 2]]), (2, 2))
-    assert roi_align(f, torch.zeros(0, 5), (3, 3)).shape == (0, 2, 3, 3)
+        layer(f, torch.tensor([[0.0, 3, 0, 1, 2]]), (2, 2))
+    for index in (1.0, -1.0, 0.5):
+        with pytest.raises(ConfigError, match="batch indices"):
+            layer(f, torch.tensor([[index, 0, 0, 2, 2]]), (2, 2))
+    assert layer(f, torch.zeros(0, 5), (3, 3)).shape == (0, 2, 3, 3)

@@ -151,6 +151,23 @@ def anchors(
     return torch.cat([centres - half, centres + half], -1).reshape(-1, 4)
 
 
+def _check_rois(features: Tensor, rois: Tensor) -> Tensor:
+    """Validate features (N, C, H, W) and rois (K, 5) rows ``(batch index, x1, y1, x2, y2)``
+    with integer batch indices in [0, N) and non-degenerate boxes; the rois as a tensor."""
+    if features.ndim != 4:
+        raise ConfigError(f"features must be (N, C, H, W), got {tuple(features.shape)}")
+    rois = torch.as_tensor(rois)
+    if rois.ndim != 2 or rois.shape[1] != 5:
+        raise ConfigError(
+            f"rois must be (K, 5) rows (batch index, x1, y1, x2, y2), got {tuple(rois.shape)}"
+        )
+    check_boxes(rois[:, 1:], "rois[:, 1:]")
+    n, index = features.shape[0], rois[:, 0]
+    if ((index < 0) | (index >= n) | (index % 1 != 0)).any():
+        raise ConfigError(f"roi batch indices must be integers in [0, {n}), got {index.tolist()}")
+    return rois
+
+
 def roi_pool(
     features: Tensor, rois: Tensor, output_size: tuple[int, int], spatial_scale: float = 1.0
 ) -> Tensor:
@@ -162,20 +179,11 @@ def roi_pool(
     into ``oh x ow`` bins, bin ``p`` spanning cells ``floor(p L / o) .. ceil((p + 1) L / o) - 1``
     of the RoI's length ``L``; each bin is max-pooled (the bins of ``F.adaptive_max_pool2d``).
     """
-    if features.ndim != 4:
-        raise ConfigError(f"features must be (N, C, H, W), got {tuple(features.shape)}")
-    rois = torch.as_tensor(rois)
-    if rois.ndim != 2 or rois.shape[1] != 5:
-        raise ConfigError(
-            f"rois must be (K, 5) rows (batch index, x1, y1, x2, y2), got {tuple(rois.shape)}"
-        )
-    check_boxes(rois[:, 1:], "rois[:, 1:]")
-    n, _, height, width = features.shape
+    rois = _check_rois(features, rois)
+    _, _, height, width = features.shape
     out = []
     for row in rois.tolist():
         b = int(row[0])
-        if not 0 <= b < n:
-            raise ConfigError(f"roi batch index must be in [0, {n}), got {b}")
         x1, y1, x2, y2 = (round(v * spatial_scale) for v in row[1:])
         x1, y1 = min(max(x1, 0), width - 1), min(max(y1, 0), height - 1)
         x2, y2 = min(max(x2, x1), width - 1), min(max(y2, y1), height - 1)
@@ -269,22 +277,12 @@ def roi_align(
         >>> roi_align(f, torch.tensor([[0.0, 0, 0, 4, 4]]), (1, 1)).item()  # mean of the map
         7.5
     """
-    if features.ndim != 4:
-        raise ConfigError(f"features must be (N, C, H, W), got {tuple(features.shape)}")
-    rois = torch.as_tensor(rois)
-    if rois.ndim != 2 or rois.shape[1] != 5:
-        raise ConfigError(
-            f"rois must be (K, 5) rows (batch index, x1, y1, x2, y2), got {tuple(rois.shape)}"
-        )
-    check_boxes(rois[:, 1:], "rois[:, 1:]")
+    rois = _check_rois(features, rois)
     oh, ow = output_size
     if oh < 1 or ow < 1 or spatial_scale <= 0:
         raise ConfigError(
             f"need output_size >= (1, 1) and spatial_scale > 0, got {output_size}, {spatial_scale}"
         )
-    n = features.shape[0]
-    if rois.shape[0] and ((rois[:, 0] < 0) | (rois[:, 0] >= n) | (rois[:, 0] % 1 != 0)).any():
-        raise ConfigError(f"roi batch indices must be integers in [0, {n}), got {rois[:, 0]}")
     rois = rois.to(features.dtype)
     if rois.shape[0] == 0:
         return features.new_zeros((0, features.shape[1], oh, ow))
